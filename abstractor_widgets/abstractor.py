@@ -1,0 +1,333 @@
+"""The facade: one object that loads a model and answers colorize / similar / random.
+
+Examples
+--------
+>>> from abstractor_widgets import Abstractor
+>>> ab = Abstractor.load("artifacts/default")                     # doctest: +SKIP
+>>> spans = ab.colorize("We study graph neural networks ...")      # doctest: +SKIP
+>>> [hit["title"] for hit in ab.similar("graph neural networks", n=3)]  # doctest: +SKIP
+>>> ab.widget()                                                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict
+
+import numpy as np
+
+from .corpus import Corpus, Document, arxiv_url, load_corpus
+from .index import SimilarityIndex
+from .model import Span, TopicModel
+from .store import DocumentTable, load_artifacts, save_artifacts, save_labels
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .widget import AbstractorWidget
+
+logger = logging.getLogger(__name__)
+
+#: Longest text accepted by the query methods (characters).
+MAX_TEXT_CHARS = 5_000_000
+#: Minimum weight of a topic in both documents for it to count as shared.
+SHARED_TOPIC_MIN = 0.05
+
+
+class SharedTopic(TypedDict):
+    """A topic present in both the query and a hit."""
+
+    topic: int
+    query: float
+    document: float
+
+
+class Hit(TypedDict):
+    """One similar paper."""
+
+    id: str
+    title: str
+    score: float
+    topics: list[float]
+    url: str
+    abstract: str
+    categories: str
+    published: str
+    shared_topics: list[SharedTopic]
+    shared_terms: list[str]
+
+
+@dataclass
+class Analysis:
+    """Everything the widget shows for one text, from a single inference.
+
+    Attributes
+    ----------
+    spans : list of Span
+        Cover the text exactly.
+    doc_topics : list of float
+        The text's topic mixture (all zeros when nothing in it is topical).
+    similar : list of Hit
+        Most similar papers, best first.
+    reason : str or None
+        Why the result is empty (``None`` when it is not).
+    elapsed_ms : float
+        Time the analysis took.
+    """
+
+    spans: list[Span]
+    doc_topics: list[float]
+    similar: list[Hit] = field(default_factory=list)
+    reason: str | None = None
+    elapsed_ms: float = 0.0
+
+
+class ResultList(list):
+    """A list with a ``reason`` attribute saying why it is empty (``None`` otherwise)."""
+
+    reason: str | None = None
+
+
+def _check_text(text: object) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, not {type(text).__name__}")
+    if len(text) > MAX_TEXT_CHARS:
+        raise ValueError(f"text has {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}")
+    return text
+
+
+class Abstractor:
+    """A trained topic model with its similarity index and documents.
+
+    Build one with :meth:`load` (a saved artifact) or :meth:`train` (a corpus).
+
+    Parameters
+    ----------
+    model : TopicModel
+        Fitted.
+    index : SimilarityIndex
+        Over the documents' topic mixtures, row ``i`` = document ``i``.
+    documents : DocumentTable
+        The indexed documents.
+    manifest : dict, optional
+        The artifact manifest, when loaded from disk.
+    path : path-like, optional
+        Where the artifact lives; topic labels are saved there.
+    """
+
+    def __init__(
+        self,
+        model: TopicModel,
+        index: SimilarityIndex,
+        documents: DocumentTable,
+        manifest: dict[str, Any] | None = None,
+        path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if len(index) != len(documents):
+            raise ValueError(f"index has {len(index)} rows for {len(documents)} documents")
+        self.model = model
+        self.index = index
+        self.documents = documents
+        self.manifest = manifest or {}
+        self.path = Path(path) if path is not None else None
+
+    # -- construction ---------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], mmap: bool = True, verify: bool = True) -> Abstractor:
+        """Load a saved artifact directory (memory-mapped, verified).
+
+        Raises
+        ------
+        abstractor_widgets.store.ArtifactError
+            For a missing, truncated, tampered or incompatible artifact.
+        """
+        model, index, documents, manifest = load_artifacts(path, mmap=mmap, verify=verify)
+        abstractor = cls(model, index, documents, manifest=manifest, path=path)
+        gc.collect()
+        gc.freeze()  # the model's objects never die: keep them out of every future GC pass
+        return abstractor
+
+    @classmethod
+    def train(
+        cls,
+        corpus: Corpus | pd.DataFrame | str | os.PathLike[str] | None = None,
+        n_topics: int = 20,
+        *,
+        out: str | os.PathLike[str] | None = None,
+        metric: str = "hellinger",
+        progress: bool = True,
+        **model_params: Any,
+    ) -> Abstractor:
+        """Train a model on a corpus (and save it if ``out`` is given).
+
+        Parameters
+        ----------
+        corpus : Corpus, DataFrame, path or None
+            ``None`` means the default corpus (see
+            :func:`~abstractor_widgets.corpus.default_corpus_path`).
+        n_topics : int
+        out : path-like, optional
+            Artifact directory to write (atomically).
+        metric : {"hellinger", "cosine"}
+        progress : bool
+        **model_params
+            Passed to :class:`TopicModel` (passes, workers, random_state ...).
+        """
+        import pandas as pd
+
+        if corpus is None or isinstance(corpus, (str, os.PathLike)):
+            corpus = load_corpus(corpus)
+        elif isinstance(corpus, pd.DataFrame):
+            corpus = Corpus.from_frame(corpus)
+        elif not isinstance(corpus, Corpus):
+            raise TypeError(f"corpus must be a Corpus, DataFrame or path, not {type(corpus).__name__}")
+        model = TopicModel(n_topics, progress=progress, **model_params).fit(corpus.texts)
+        index = SimilarityIndex(model.doc_topics_, metric=metric)
+        info = {"name": corpus.name, "size": len(corpus), "sha256": corpus.content_hash()}
+        if out is not None:
+            save_artifacts(out, model, index, corpus, corpus_info=info)
+            return cls.load(out)
+        return cls(model, index, DocumentTable.from_documents(corpus), manifest={"corpus": info})
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save (atomically) to an artifact directory; labels are saved there from now on."""
+        info = self.manifest.get("corpus")
+        path = save_artifacts(path, self.model, self.index, self.documents, corpus_info=info)
+        self.path = Path(path)
+        return self.path
+
+    # -- topics ---------------------------------------------------------------------
+    @property
+    def n_topics(self) -> int:
+        """Number of topics K."""
+        return self.model.n_topics
+
+    def __len__(self) -> int:
+        return len(self.documents)
+
+    @property
+    def topics(self) -> list[dict[str, Any]]:
+        """``[{"id": k, "label": str, "terms": [[term, weight], ...]}, ...]`` in topic-id order."""
+        return [
+            {"id": k, "label": self.model.labels_[k], "terms": [[t, round(w, 5)] for t, w in terms]}
+            for k, terms in enumerate(self.model.topics(10))
+        ]
+
+    def label_topic(self, topic: int, label: str) -> None:
+        """Name a topic; saved with the model when it was loaded from (or saved to) disk."""
+        self.model.set_label(topic, label)
+        if self.path is not None:
+            save_labels(self.path, self.model.labels_)
+
+    # -- queries --------------------------------------------------------------------
+    def colorize(self, text: str) -> ResultList:
+        """Spans covering ``text`` exactly; see :class:`~abstractor_widgets.model.Span`."""
+        analysis = self.analyze(text, n=0)
+        result = ResultList(analysis.spans)
+        result.reason = analysis.reason
+        return result
+
+    def document_topics(self, text: str) -> np.ndarray:
+        """Topic mixture of ``text`` (zeros when it has no topical word)."""
+        return self.model.document_topics(_check_text(text))
+
+    def similar(self, text: str, n: int = 5) -> ResultList:
+        """The ``n`` papers most similar to ``text``.
+
+        ``n`` above the corpus size is clamped; ``n < 1`` raises ``ValueError``.
+        An empty list (with a ``reason``) is returned for a text with no topical word.
+        """
+        analysis = self.analyze(text, n=n)
+        result = ResultList(analysis.similar)
+        result.reason = analysis.reason
+        return result
+
+    def similar_to(self, doc_id: str, n: int = 5) -> list[Hit]:
+        """The ``n`` papers most similar to an indexed paper (itself excluded)."""
+        n = self._check_n(n)
+        row = self.documents.position(doc_id)
+        vector = np.asarray(self.model.doc_topics_[row], dtype=np.float32)
+        hits = self.index.query(vector, n=n, exclude_rows=(row,))
+        return [self._hit(r, s, vector) for r, s in hits]
+
+    def _check_n(self, n: int) -> int:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise TypeError(f"n must be an integer, not {type(n).__name__}")
+        if n < 0:
+            raise ValueError(f"n must be at least 1, not {n}")
+        return min(int(n), len(self.documents))
+
+    def analyze(self, text: str, n: int = 5) -> Analysis:
+        """Spans, topic mixture and ``n`` similar papers of ``text``, from one inference.
+
+        ``n=0`` skips the similarity search.
+        """
+        start = time.perf_counter()
+        _check_text(text)
+        n = self._check_n(n)
+        doc, spans, known = self.model.analyze(text)
+        reason = None
+        hits: list[Hit] = []
+        if not text.strip():
+            reason = "The text is empty: paste or type an abstract."
+        elif not known:
+            reason = "No topical words: the text has only stopwords, numbers or words this model does not know."
+        elif n:
+            hits = [self._hit(r, s, doc) for r, s in self.index.query(doc, n=n)]
+        return Analysis(
+            spans=spans,
+            doc_topics=[round(float(v), 5) for v in doc],
+            similar=hits,
+            reason=reason,
+            elapsed_ms=(time.perf_counter() - start) * 1000,
+        )
+
+    def _hit(self, row: int, score: float, query: np.ndarray) -> Hit:
+        doc = self.documents[row]
+        mix = np.asarray(self.model.doc_topics_[row], dtype=np.float32)
+        both = np.minimum(mix, query)
+        shared = [
+            {"topic": int(k), "query": round(float(query[k]), 4), "document": round(float(mix[k]), 4)}
+            for k in np.argsort(-both)[:3]
+            if both[k] >= SHARED_TOPIC_MIN
+        ]
+        return {
+            "id": doc.id,
+            "title": doc.title,
+            "score": round(float(score), 5),
+            "topics": [round(float(v), 4) for v in mix],
+            "url": arxiv_url(doc.id),
+            "abstract": doc.text,
+            "categories": doc.categories,
+            "published": doc.published,
+            "shared_topics": shared,
+            "shared_terms": [],
+        }
+
+    # -- documents ------------------------------------------------------------------
+    def document(self, doc_id: str) -> Document:
+        """The indexed paper with this id (``KeyError`` if unknown)."""
+        if not isinstance(doc_id, str):
+            raise TypeError(f"doc_id must be a str, not {type(doc_id).__name__}")
+        return self.documents[self.documents.position(doc_id)]
+
+    def random_document(self, seed: int | None = None) -> Document:
+        """A paper drawn uniformly from the corpus (reproducible with ``seed``)."""
+        return self.documents[int(np.random.default_rng(seed).integers(len(self.documents)))]
+
+    # -- views ----------------------------------------------------------------------
+    def widget(self, **kwargs: Any) -> AbstractorWidget:
+        """An interactive Jupyter widget over this model (see :class:`AbstractorWidget`)."""
+        from .widget import AbstractorWidget
+
+        return AbstractorWidget(self, **kwargs)
+
+    def __repr__(self) -> str:
+        where = f" from {self.path}" if self.path else ""
+        return f"Abstractor({self.n_topics} topics, {len(self)} documents{where})"

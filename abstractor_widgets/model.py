@@ -1,0 +1,457 @@
+"""The LDA topic model, following scikit-learn conventions.
+
+``__init__`` only stores parameters, :meth:`TopicModel.fit` validates them, learns and
+returns ``self``; learned attributes end in ``_``. gensim does the learning.
+
+Examples
+--------
+>>> model = TopicModel(n_topics=20, passes=5).fit(corpus.texts)   # doctest: +SKIP
+>>> model.topics(5)[0]                                              # doctest: +SKIP
+[('network', 0.031), ('neural', 0.022), ...]
+>>> model.colorize("Deep networks for image segmentation.")        # doctest: +SKIP
+[{'start': 0, 'end': 5, 'text': 'Deep ', 'topic': None, 'weight': 0.0}, ...]
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator, TypedDict
+
+import numpy as np
+
+from .text import Preprocessor, Token
+
+if TYPE_CHECKING:  # gensim is imported lazily: `import abstractor_widgets` stays light
+    from gensim.corpora import Dictionary
+    from gensim.models import LdaModel
+
+logger = logging.getLogger(__name__)
+
+#: Seed of the per-query random state: the same text always gets the same topics.
+QUERY_SEED = 20240601
+
+
+class Span(TypedDict):
+    """A stretch of the original text and its topic (``None`` if not topical)."""
+
+    start: int
+    end: int
+    text: str
+    topic: int | None
+    weight: float
+
+
+class TopicModel:
+    """Bag-of-words LDA over abstracts, with per-word topics that keep their offsets.
+
+    Parameters
+    ----------
+    n_topics : int
+        Number of topics K.
+    passes : int
+        Passes over the corpus during training.
+    iterations : int
+        Maximum E-step iterations per document.
+    chunksize : int
+        Documents per training chunk.
+    alpha, eta : str, float or array, optional
+        Dirichlet priors, as in gensim (``"symmetric"``, ``"asymmetric"``, ``"auto"``...).
+    workers : int or None
+        ``None`` or ``0`` trains with ``LdaModel`` in-process; ``n >= 1`` uses
+        ``LdaMulticore`` with ``n`` worker processes.
+    no_below, no_above, keep_n : int, float, int
+        ``Dictionary.filter_extremes``: drop words in fewer than ``no_below`` documents
+        (the rarest), in more than ``no_above`` of the documents (the most common), and
+        keep at most ``keep_n`` words.
+    random_state : int
+        Seed: two fits with the same seed and data give identical topics.
+    preprocessor : Preprocessor, optional
+        Text pipeline; ``Preprocessor()`` by default.
+    n_jobs : int or None
+        Processes for preprocessing (all cores when ``None``).
+    progress : bool
+        Show progress bars (preprocessing, then documents over passes).
+
+    Attributes
+    ----------
+    preprocessor_ : Preprocessor
+    dictionary_ : gensim.corpora.Dictionary
+    lda_ : gensim.models.LdaModel
+    labels_ : list of str
+        Editable topic names (``"Topic k"`` until named).
+    doc_topics_ : numpy.ndarray of shape (n_documents, n_topics), float32
+        Topic mixture of every training document (rows sum to 1).
+    training_words_ : list of list of str
+        The training documents' words (for coherence); not saved with the model.
+    """
+
+    def __init__(
+        self,
+        n_topics: int = 20,
+        *,
+        passes: int = 5,
+        iterations: int = 50,
+        chunksize: int = 4000,
+        alpha: Any = "symmetric",
+        eta: Any = None,
+        workers: int | None = 1,
+        no_below: int = 5,
+        no_above: float = 0.4,
+        keep_n: int = 30_000,
+        random_state: int = 0,
+        preprocessor: Preprocessor | None = None,
+        n_jobs: int | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.n_topics = n_topics
+        self.passes = passes
+        self.iterations = iterations
+        self.chunksize = chunksize
+        self.alpha = alpha
+        self.eta = eta
+        self.workers = workers
+        self.no_below = no_below
+        self.no_above = no_above
+        self.keep_n = keep_n
+        self.random_state = random_state
+        self.preprocessor = preprocessor
+        self.n_jobs = n_jobs
+        self.progress = progress
+
+    # -- parameters -----------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters as plain JSON-able values (for manifests)."""
+
+        def plain(value: Any) -> Any:
+            return value.tolist() if isinstance(value, np.ndarray) else value
+
+        params = {
+            name: plain(getattr(self, name))
+            for name in (
+                "n_topics", "passes", "iterations", "chunksize", "alpha", "eta", "workers",
+                "no_below", "no_above", "keep_n", "random_state",
+            )
+        }
+        pre = self.preprocessor_ if hasattr(self, "preprocessor_") else self.preprocessor
+        params["preprocessor"] = (pre or Preprocessor()).get_params()
+        return params
+
+    def _validate(self) -> None:
+        if not isinstance(self.n_topics, (int, np.integer)) or self.n_topics < 2:
+            raise ValueError(f"n_topics must be an integer >= 2, not {self.n_topics!r}")
+        for name in ("passes", "iterations", "chunksize", "no_below"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if not 0 < self.no_above <= 1:
+            raise ValueError(f"no_above must be in (0, 1], not {self.no_above!r}")
+        if self.workers is not None and self.workers < 0:
+            raise ValueError(f"workers must be None or >= 0, not {self.workers!r}")
+
+    # -- learning -------------------------------------------------------------------
+    def fit(self, texts: Sequence[str], y: None = None) -> TopicModel:
+        """Learn phrases, the dictionary and the topics from ``texts``.
+
+        Parameters
+        ----------
+        texts : sequence of str
+            The training abstracts (a :class:`~abstractor_widgets.corpus.Corpus` works:
+            pass ``corpus.texts``).
+        y : None
+            Ignored (scikit-learn convention).
+
+        Returns
+        -------
+        TopicModel
+            ``self``, fitted.
+
+        Raises
+        ------
+        ValueError
+            On invalid parameters, or when too few words survive the filtering.
+        TypeError
+            If a text is not a ``str``.
+        """
+        from gensim.corpora import Dictionary
+
+        self._validate()
+        texts = list(texts)
+        if len(texts) < 2:
+            raise ValueError(f"need at least 2 documents to fit a topic model, got {len(texts)}")
+        self.preprocessor_ = self.preprocessor if self.preprocessor is not None else Preprocessor()
+        words = self.preprocessor_.fit(texts, n_jobs=self.n_jobs, progress=self.progress)
+        dictionary = Dictionary(words)
+        # filter_extremes counts no_below in documents; on a tiny corpus keep what we can
+        no_below = min(self.no_below, max(1, len(texts) // 10))
+        dictionary.filter_extremes(no_below=no_below, no_above=self.no_above, keep_n=self.keep_n)
+        if len(dictionary) < self.n_topics:
+            raise ValueError(
+                f"only {len(dictionary)} distinct words survive filtering (no_below={no_below}, "
+                f"no_above={self.no_above}): too few for {self.n_topics} topics; use more documents"
+            )
+        self.dictionary_ = dictionary
+        bows = [dictionary.doc2bow(w) for w in words]
+        self.lda_ = self._train(bows)
+        self.labels_ = [f"Topic {k}" for k in range(self.n_topics)]
+        self.doc_topics_ = self._infer_many(bows)
+        self.training_words_ = words
+        self.n_documents_ = len(texts)
+        return self
+
+    def _train(self, bows: list) -> LdaModel:
+        from gensim.models import LdaModel, LdaMulticore
+
+        common = dict(
+            corpus=bows,
+            id2word=self.dictionary_,
+            num_topics=self.n_topics,
+            passes=self.passes,
+            iterations=self.iterations,
+            chunksize=self.chunksize,
+            eta=self.eta,
+            random_state=self.random_state,
+            eval_every=None,
+            dtype=np.float32,
+        )
+        total = len(bows) * self.passes
+        with _gensim_progress(total, "training LDA", enabled=self.progress):
+            if self.workers:
+                alpha = self.alpha if self.alpha != "auto" else "symmetric"
+                return LdaMulticore(workers=self.workers, alpha=alpha, **common)
+            return LdaModel(alpha=self.alpha, **common)
+
+    def update(self, texts: Sequence[str]) -> np.ndarray:
+        """Online LDA update with new documents (no retraining from scratch).
+
+        The dictionary is fixed: words it does not know are ignored. Returns the new
+        documents' topic mixtures and appends them to :attr:`doc_topics_`.
+        """
+        self._check_fitted()
+        words = self.preprocessor_.transform(list(texts), n_jobs=self.n_jobs, progress=self.progress)
+        bows = [self.dictionary_.doc2bow(w) for w in words]
+        with _gensim_progress(len(bows), "updating LDA", enabled=self.progress):
+            self.lda_.update(bows, chunksize=self.chunksize, passes=1)
+        new = self._infer_many(bows)
+        self.doc_topics_ = np.vstack([np.asarray(self.doc_topics_), new])
+        self.n_documents_ = len(self.doc_topics_)
+        return new
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "lda_"):
+            raise RuntimeError("this TopicModel is not fitted yet: call fit() or load a saved model")
+
+    # -- inspection -----------------------------------------------------------------
+    def topics(self, n_terms: int = 10) -> list[list[tuple[str, float]]]:
+        """Top ``n_terms`` terms of each topic with their probabilities, topic order kept."""
+        self._check_fitted()
+        return [
+            [(term, float(weight)) for term, weight in self.lda_.show_topic(k, topn=n_terms)]
+            for k in range(self.n_topics)
+        ]
+
+    def set_label(self, topic: int, label: str) -> None:
+        """Name topic ``topic``.
+
+        Raises
+        ------
+        IndexError
+            If ``topic`` is not a topic id.
+        TypeError, ValueError
+            If ``label`` is not a non-empty string (at most 80 characters).
+        """
+        self._check_fitted()
+        if isinstance(topic, bool) or not isinstance(topic, (int, np.integer)) or not 0 <= topic < self.n_topics:
+            raise IndexError(f"topic must be an integer in [0, {self.n_topics}), not {topic!r}")
+        if not isinstance(label, str):
+            raise TypeError(f"label must be a str, not {type(label).__name__}")
+        label = " ".join(label.split())
+        if not label or len(label) > 80:
+            raise ValueError("a topic label must have 1 to 80 characters")
+        self.labels_[int(topic)] = label
+
+    def coherence(self, measure: str = "c_v", texts: list[list[str]] | None = None, topn: int = 10) -> float:
+        """Topic coherence (gensim ``CoherenceModel``).
+
+        Parameters
+        ----------
+        measure : {"c_v", "u_mass", "c_npmi", "c_uci"}
+        texts : list of list of str, optional
+            Reference documents' words; defaults to the training documents.
+        topn : int
+            Terms per topic.
+        """
+        from gensim.models import CoherenceModel
+
+        self._check_fitted()
+        texts = texts if texts is not None else getattr(self, "training_words_", None)
+        if texts is None:
+            raise ValueError("coherence needs texts: pass texts= (a loaded model keeps no training words)")
+        kwargs: dict[str, Any] = dict(model=self.lda_, dictionary=self.dictionary_, coherence=measure, topn=topn)
+        if measure == "u_mass":
+            kwargs["corpus"] = [self.dictionary_.doc2bow(t) for t in texts]
+        else:
+            kwargs["texts"] = texts
+            kwargs["processes"] = 1
+        return float(CoherenceModel(**kwargs).get_coherence())
+
+    # -- inference ------------------------------------------------------------------
+    def _infer_many(self, bows: list, chunk: int = 2000) -> np.ndarray:
+        from tqdm.auto import tqdm
+
+        out = np.empty((len(bows), self.n_topics), dtype=np.float32)
+        self.lda_.random_state = np.random.RandomState(QUERY_SEED)
+        for start in tqdm(range(0, len(bows), chunk), desc="inferring topics", disable=not self.progress, unit="chunk"):
+            gamma, _ = self.lda_.inference(bows[start : start + chunk])
+            out[start : start + chunk] = gamma / gamma.sum(axis=1, keepdims=True)
+        return out
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray:
+        """Doc-topic matrix of shape ``(len(texts), n_topics)``; rows sum to 1."""
+        self._check_fitted()
+        bows = [self.dictionary_.doc2bow(self.preprocessor_.words(t)) for t in texts]
+        return self._infer_many(bows) if bows else np.zeros((0, self.n_topics), dtype=np.float32)
+
+    def document_topics(self, text: str) -> np.ndarray:
+        """Topic mixture of one text (zeros if it has no word the model knows)."""
+        return self.analyze(text)[0]
+
+    def colorize(self, text: str) -> list[Span]:
+        """Spans covering ``text`` exactly, each topical word with its topic.
+
+        ``"".join(s["text"] for s in spans) == text``. Stretches that are not topical
+        (space, punctuation, stopwords, words unknown to the model) have
+        ``topic=None`` and are merged. A phrase is one span covering both words.
+        """
+        return self.analyze(text)[1]
+
+    def analyze(self, text: str) -> tuple[np.ndarray, list[Span], list[Token]]:
+        """One inference for a text: ``(doc_topics, spans, known_tokens)``.
+
+        Per-word topics come from the same variational posterior (phi) that gensim's
+        ``get_document_topics(per_word_topics=True)`` computes, but only for the words of
+        this document instead of a dense K x V matrix.
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, not {type(text).__name__}")
+        self._check_fitted()
+        tokens = self.preprocessor_.tokens(text)
+        token2id = self.dictionary_.token2id
+        known = [t for t in tokens if t.text in token2id]
+        doc = np.zeros(self.n_topics, dtype=np.float32)
+        if not known:
+            return doc, _spans(text, [], {}, {}), []
+        counts: dict[int, int] = {}
+        for t in known:
+            wid = token2id[t.text]
+            counts[wid] = counts.get(wid, 0) + 1
+        ids = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+        cts = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+        lda = self.lda_
+        lda.random_state = np.random.RandomState(QUERY_SEED)
+        gamma, _ = lda.inference([list(zip(ids.tolist(), cts.tolist()))])
+        gammad = gamma[0]
+        doc = (gammad / gammad.sum()).astype(np.float32)
+        exp_elog_theta = np.exp(_dirichlet_expectation(gammad))
+        # phi[k, w] ∝ exp(E[log theta_k]) * exp(E[log beta_kw]); normalise over topics
+        phi = exp_elog_theta[:, None] * lda.expElogbeta[:, ids]
+        best = phi.argmax(axis=0)
+        share = phi[best, np.arange(len(ids))] / phi.sum(axis=0)
+        word_topic = dict(zip(ids.tolist(), best.tolist()))
+        word_weight = dict(zip(ids.tolist(), share.tolist()))
+        return doc, _spans(text, known, word_topic, word_weight, token2id), known
+
+    # -- persistence (used by store) --------------------------------------------------
+    def _restore(self, preprocessor: Preprocessor, dictionary: Dictionary, lda: LdaModel, labels: list[str], doc_topics: np.ndarray) -> TopicModel:
+        self.preprocessor_ = preprocessor
+        self.dictionary_ = dictionary
+        self.lda_ = lda
+        self.labels_ = list(labels)
+        self.doc_topics_ = doc_topics
+        self.n_documents_ = len(doc_topics)
+        return self
+
+
+def _dirichlet_expectation(alpha: np.ndarray) -> np.ndarray:
+    from gensim.matutils import dirichlet_expectation
+
+    return dirichlet_expectation(alpha)
+
+
+def _spans(
+    text: str,
+    tokens: list[Token],
+    word_topic: dict[int, int],
+    word_weight: dict[int, float],
+    token2id: dict[str, int] | None = None,
+) -> list[Span]:
+    spans: list[Span] = []
+    position = 0
+    for token in tokens:
+        wid = token2id[token.text]  # type: ignore[index]
+        if token.start > position:
+            _plain(spans, text, position, token.start)
+        spans.append(
+            {"start": token.start, "end": token.end, "text": text[token.start : token.end],
+             "topic": word_topic[wid], "weight": round(word_weight[wid], 4)}
+        )
+        position = token.end
+    if position < len(text):
+        _plain(spans, text, position, len(text))
+    return spans
+
+
+def _plain(spans: list[Span], text: str, start: int, end: int) -> None:
+    if spans and spans[-1]["topic"] is None:
+        spans[-1]["end"] = end
+        spans[-1]["text"] = text[spans[-1]["start"] : end]
+    else:
+        spans.append({"start": start, "end": end, "text": text[start:end], "topic": None, "weight": 0.0})
+
+
+_PROGRESS = re.compile(r"PROGRESS: pass (\d+),.*#(\d+)/(\d+)")
+
+
+class _ProgressHandler(logging.Handler):
+    """Turns gensim's "PROGRESS: pass p, ... #d/N" log lines into a tqdm bar."""
+
+    def __init__(self, bar) -> None:
+        super().__init__(level=logging.INFO)
+        self.bar = bar
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = _PROGRESS.search(record.getMessage())
+        if match:
+            pass_, done, total = (int(g) for g in match.groups())
+            self.bar.n = min(self.bar.total, pass_ * total + done)
+            self.bar.set_postfix_str(f"pass {pass_ + 1}")
+            self.bar.refresh()
+
+
+@contextmanager
+def _gensim_progress(total: int, desc: str, enabled: bool = True) -> Iterator[None]:
+    from tqdm.auto import tqdm
+
+    if not enabled:
+        yield
+        return
+    bar = tqdm(total=total, desc=desc, unit="doc")
+    handler = _ProgressHandler(bar)
+    loggers = [logging.getLogger(n) for n in ("gensim.models.ldamodel", "gensim.models.ldamulticore")]
+    saved = [(lg.level, lg.propagate) for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+        lg.propagate = False  # gensim's INFO chatter stays out of the user's logs
+    try:
+        yield
+        bar.n = total
+        bar.refresh()
+    finally:
+        for lg, (level, propagate) in zip(loggers, saved):
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+            lg.propagate = propagate
+        bar.close()

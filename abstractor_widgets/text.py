@@ -1,0 +1,338 @@
+"""Text preprocessing that keeps character offsets into the original text.
+
+The same :class:`Preprocessor` runs at training and at query time, so a word is
+coloured exactly as it was counted when the model learned its topics.
+
+What a token is
+---------------
+A run of letters (any script: accents, Greek, Cyrillic, CJK) optionally followed by
+letters or digits and joined by hyphens or apostrophes (``self-supervised``,
+``resnet50``, ``model's``). Nothing inside LaTeX math (``$...$``, ``$$...$$``,
+``\\(...\\)``, ``\\[...\\]``), URLs, e-mail addresses, citation brackets (``[12]``,
+``[3, 4]``) or LaTeX command names (``\\textit``) becomes a token; the braces'
+content of a command outside math (``\\emph{robust}``) does. Pure numbers never
+become tokens. Offsets always index the original string, whatever lowercasing or
+lemmatisation does to the token's text.
+
+Examples
+--------
+>>> tok = Tokenizer()
+>>> [(t.text, t.start, t.end) for t in tok.tokenize("Training $\\alpha$-stable networks")]
+[('training', 0, 8), ('stable', 18, 24), ('network', 25, 33)]
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+logger = logging.getLogger(__name__)
+
+#: Words that are frequent in abstracts but say nothing about their topic.
+ABSTRACT_STOPWORDS = frozenset(
+    """
+    paper propose proposed approach method methods result results show shows shown
+    present presents presented study work works use used using based new novel
+    existing demonstrate demonstrates achieve achieves achieved furthermore moreover
+    respectively significantly significant state art outperform outperforms
+    experiment experiments experimental extensive effectiveness effective superior
+    introduce introduces introduced address addresses challenge challenges issue
+    include includes including provide provides enable enables key recent recently
+    specifically various different improve improves improved improvement performance
+    """.split()
+)
+
+# Regions whose characters never become tokens. Order matters: $$ before $.
+_MASK_PARTS = r"""
+      \$\$.*?\$\$                       # display math
+    | (?<!\\)\$(?:\\.|[^$\\])+\$        # inline math $...$
+    | \\\(.*?\\\) | \\\[.*?\\\]         # \( ... \) and \[ ... \]
+    | \\begin\{(equation|align|eqnarray|math)\*?\}.*?\\end\{\1\*?\}
+    | (?:https?|ftp)://\S+ | www\.\S+   # URLs
+    | \\[A-Za-z]+\*?                    # LaTeX command names
+    | \[\s*\d+(?:\s*[,–-]\s*\d+)*\s*\]  # numeric citations [1], [2, 3], [4-6]
+"""
+# The leading look-ahead rejects most positions with one character-class test.
+_MASK = re.compile(r"(?=[$\\\[hfw])(?:" + _MASK_PARTS + ")", re.VERBOSE | re.DOTALL)
+# E-mail addresses can start at any word character, so that branch only runs on texts with an @.
+_MASK_WITH_EMAIL = re.compile(
+    r"(?:(?=[$\\\[hfw])(?:" + _MASK_PARTS + r")|(?<![\w.+-])[\w.+-]++@[\w-]+\.[\w.-]+)",
+    re.VERBOSE | re.DOTALL,
+)
+_WORD = re.compile(r"[^\W\d_][^\W_]*+(?:['’\-‐][^\W_]++)*+")
+_POSSESSIVE = re.compile(r"['’]s?$")
+
+
+class Token(NamedTuple):
+    """A normalised word and where it stands in the original text.
+
+    Attributes
+    ----------
+    text : str
+        The normalised form (lowercased, lemmatised; ``a_b`` for a phrase).
+    start, end : int
+        ``original[start:end]`` is the word (or phrase) as written.
+    """
+
+    text: str
+    start: int
+    end: int
+
+
+class Tokenizer:
+    """Split text into normalised tokens with character offsets.
+
+    Parameters
+    ----------
+    min_length : int
+        Tokens shorter than this (in characters, after normalisation) are dropped.
+    stopwords : iterable of str, optional
+        The base stopword list; gensim's English list when ``None``.
+    extra_stopwords : iterable of str
+        Added to the base list; :data:`ABSTRACT_STOPWORDS` by default.
+    lemmatize : bool
+        Reduce words to their lemma with simplemma (offline; its data ships with it).
+    language : str
+        simplemma language code.
+    """
+
+    def __init__(
+        self,
+        min_length: int = 3,
+        stopwords: Iterable[str] | None = None,
+        extra_stopwords: Iterable[str] = ABSTRACT_STOPWORDS,
+        lemmatize: bool = True,
+        language: str = "en",
+    ) -> None:
+        self.min_length = min_length
+        self.stopwords = stopwords
+        self.extra_stopwords = extra_stopwords
+        self.lemmatize = lemmatize
+        self.language = language
+        self._setup()
+
+    def _setup(self) -> None:
+        if self.min_length < 1:
+            raise ValueError(f"min_length must be at least 1, not {self.min_length}")
+        if self.stopwords is None:
+            from gensim.parsing.preprocessing import STOPWORDS
+
+            base: Iterable[str] = STOPWORDS
+        else:
+            base = self.stopwords
+        self._stop = frozenset(w.lower() for w in base) | frozenset(w.lower() for w in self.extra_stopwords)
+        self._cache: dict[str, str | None] = {}
+        self._lemmatizer = None
+        if self.lemmatize:
+            import simplemma
+
+            self._lemmatizer = simplemma.lemmatize
+
+    def get_params(self) -> dict:
+        """Constructor parameters (stopword lists as sorted lists), for manifests."""
+        return {
+            "min_length": self.min_length,
+            "stopwords": None if self.stopwords is None else sorted(self.stopwords),
+            "extra_stopwords": sorted(self.extra_stopwords),
+            "lemmatize": self.lemmatize,
+            "language": self.language,
+        }
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._setup()
+
+    def normalize(self, word: str) -> str | None:
+        """The normalised form of one word as written, or ``None`` if it is not kept."""
+        cached = self._cache.get(word)
+        if cached is not None or word in self._cache:
+            return cached
+        norm = _POSSESSIVE.sub("", word.lower()).replace("’", "'").replace("‐", "-")
+        if self._lemmatizer is not None and norm.isalpha():
+            norm = self._lemmatizer(norm, self.language).lower()
+        elif self._lemmatizer is not None and "-" in norm:
+            head, _, last = norm.rpartition("-")
+            if last.isalpha():
+                norm = f"{head}-{self._lemmatizer(last, self.language).lower()}"
+        keep = len(norm) >= self.min_length and norm not in self._stop and word.lower() not in self._stop
+        result = norm if keep else None
+        if len(self._cache) < 1_000_000:
+            self._cache[word] = result
+        return result
+
+    def tokenize(self, text: str) -> list[Token]:
+        """Tokens of ``text`` in order, with offsets into ``text``.
+
+        Raises
+        ------
+        TypeError
+            If ``text`` is not a ``str``.
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, not {type(text).__name__}")
+        tokens: list[Token] = []
+        position = 0
+        mask = _MASK_WITH_EMAIL if "@" in text else _MASK
+        for masked in mask.finditer(text):
+            _words(text, position, masked.start(), self, tokens)
+            position = masked.end()
+        _words(text, position, len(text), self, tokens)
+        return tokens
+
+
+_MISSING = object()
+_new_token = tuple.__new__
+
+
+def _words(text: str, start: int, end: int, tokenizer: Tokenizer, out: list[Token]) -> None:
+    cached = tokenizer._cache.get
+    for match in _WORD.finditer(text, start, end):
+        word = match.group()
+        norm = cached(word, _MISSING)
+        if norm is _MISSING:
+            norm = tokenizer.normalize(word)
+        if norm is not None:
+            out.append(_new_token(Token, (norm, match.start(), match.end())))
+
+
+class Preprocessor:
+    """Tokenizer plus learned bigram phrases: the one text pipeline of the package.
+
+    Parameters
+    ----------
+    tokenizer : Tokenizer, optional
+        Defaults to ``Tokenizer()``.
+    phrases : bool
+        Learn bigram phrases (gensim ``Phrases``) in :meth:`fit`. A phrase token's span
+        covers both words (and what stands between them).
+    phrase_min_count : int
+        Minimum count of a bigram to become a phrase.
+    phrase_threshold : float
+        gensim's default scorer threshold.
+
+    Attributes
+    ----------
+    phrases_ : gensim.models.phrases.FrozenPhrases or None
+        The learned phrases after :meth:`fit`.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Tokenizer | None = None,
+        phrases: bool = True,
+        phrase_min_count: int = 20,
+        phrase_threshold: float = 10.0,
+    ) -> None:
+        self.tokenizer = tokenizer if tokenizer is not None else Tokenizer()
+        self.phrases = phrases
+        self.phrase_min_count = phrase_min_count
+        self.phrase_threshold = phrase_threshold
+        self.phrases_ = None
+
+    def get_params(self) -> dict:
+        """Parameters of the pipeline, for manifests."""
+        return {
+            "tokenizer": self.tokenizer.get_params(),
+            "phrases": self.phrases,
+            "phrase_min_count": self.phrase_min_count,
+            "phrase_threshold": self.phrase_threshold,
+        }
+
+    def fit(self, texts: Sequence[str], n_jobs: int | None = None, progress: bool = False) -> list[list[str]]:
+        """Tokenize ``texts`` and learn phrases from them.
+
+        Returns
+        -------
+        list of list of str
+            The normalised words of every text, phrases applied: training needs them,
+            so they are returned instead of being computed twice.
+        """
+        words = tokenize_many(self.tokenizer, texts, n_jobs=n_jobs, progress=progress, desc="tokenizing")
+        if not self.phrases:
+            self.phrases_ = None
+            return words
+        from gensim.models.phrases import Phrases
+
+        learner = Phrases(words, min_count=self.phrase_min_count, threshold=self.phrase_threshold, connector_words=frozenset())
+        self.phrases_ = learner.freeze()
+        logger.info("learned %d phrases", len(self.phrases_.phrasegrams))
+        return [self.phrases_[w] for w in words]
+
+    def _merge(self, tokens: list[Token]) -> list[Token]:
+        if self.phrases_ is None or len(tokens) < 2:
+            return tokens
+        merged: list[Token] = []
+        i = 0
+        for word, score in self.phrases_.analyze_sentence([t.text for t in tokens]):
+            if score is None:
+                merged.append(tokens[i])
+                i += 1
+            else:
+                width = word.count("_") + 1
+                merged.append(Token(word, tokens[i].start, tokens[i + width - 1].end))
+                i += width
+        return merged
+
+    def tokens(self, text: str) -> list[Token]:
+        """Tokens of one text, phrases merged, with offsets into ``text``."""
+        return self._merge(self.tokenizer.tokenize(text))
+
+    def words(self, text: str) -> list[str]:
+        """The normalised words of one text (what the model counts)."""
+        return [t.text for t in self.tokens(text)]
+
+    def transform(self, texts: Sequence[str], n_jobs: int | None = None, progress: bool = False) -> list[list[str]]:
+        """Normalised words of many texts (phrases applied), in parallel when ``n_jobs`` > 1."""
+        words = tokenize_many(self.tokenizer, texts, n_jobs=n_jobs, progress=progress, desc="tokenizing")
+        return words if self.phrases_ is None else [self.phrases_[w] for w in words]
+
+
+def _words_of_chunk(args: tuple[Tokenizer, list[str]]) -> list[list[str]]:
+    tokenizer, texts = args
+    return [[t.text for t in tokenizer.tokenize(text)] for text in texts]
+
+
+def tokenize_many(
+    tokenizer: Tokenizer,
+    texts: Sequence[str],
+    n_jobs: int | None = None,
+    progress: bool = False,
+    desc: str = "tokenizing",
+) -> list[list[str]]:
+    """Normalised words of many texts, over ``n_jobs`` processes (all cores when ``None``).
+
+    Workers send back words only (offsets are not needed for training), which keeps
+    the inter-process traffic small. Small inputs (under 2,000 texts) run in-process:
+    forking costs more than it saves.
+    """
+    from tqdm.auto import tqdm
+
+    n_jobs = (os.cpu_count() or 1) if n_jobs is None else max(1, int(n_jobs))
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"text {i} must be a str, not {type(t).__name__}")
+    bar = tqdm(total=len(texts), desc=desc, unit="doc", disable=not progress)
+    size = 500
+    chunks = [(tokenizer, texts[i : i + size]) for i in range(0, len(texts), size)]
+    out: list[list[str]] = []
+    if n_jobs == 1 or len(texts) < 2000:
+        for chunk in chunks:
+            out.extend(_words_of_chunk(chunk))
+            bar.update(len(chunk[1]))
+    else:
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+        with context.Pool(n_jobs) as pool:
+            for result in pool.imap(_words_of_chunk, chunks):
+                out.extend(result)
+                bar.update(len(result))
+    bar.close()
+    return out
