@@ -202,6 +202,63 @@ class Abstractor:
         self.path = Path(path)
         return self.path
 
+    def update(self, corpus: Corpus | pd.DataFrame | str | os.PathLike[str], save: bool = True) -> int:
+        """Add documents without retraining: online LDA update, index and store appended.
+
+        Parameters
+        ----------
+        corpus : Corpus, DataFrame or path
+            New documents. Ids already indexed are skipped (counted in the log).
+        save : bool
+            Rewrite the artifact directory (atomically: an interrupted update leaves the
+            previous model intact) when this model was loaded from or saved to disk.
+
+        Returns
+        -------
+        int
+            The number of documents added.
+        """
+        import pandas as pd
+
+        if isinstance(corpus, (str, os.PathLike)):
+            corpus = load_corpus(corpus)
+        elif isinstance(corpus, pd.DataFrame):
+            corpus = Corpus.from_frame(corpus, name="<update>")
+        elif not isinstance(corpus, Corpus):
+            raise TypeError(f"corpus must be a Corpus, DataFrame or path, not {type(corpus).__name__}")
+        fresh = [doc for doc in corpus if doc.id not in self.documents]
+        if len(fresh) < len(corpus):
+            logger.warning("skipped %d document(s) already in the model", len(corpus) - len(fresh))
+        if not fresh:
+            return 0
+        new_topics = self.model.update([d.text for d in fresh])
+        self.index.add(new_topics)
+        documents = [self.documents[i] for i in range(len(self.documents))] + fresh
+        self.documents = DocumentTable.from_documents(documents)
+        previous = dict(self.manifest.get("corpus") or {})
+        history = list(self.manifest.get("updates", [])) + [
+            {"added": len(fresh), "source": corpus.name, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        ]
+        info = {
+            "name": previous.get("name", "?"),
+            "size": len(documents),
+            "sha256": Corpus.from_documents(documents, name="all").content_hash(),
+        }
+        self.manifest = {**self.manifest, "corpus": info, "updates": history}
+        if save and self.path is not None:
+            save_artifacts(self.path, self.model, self.index, documents, corpus_info=info,
+                           extra_manifest={"updates": history})
+            reloaded = Abstractor.load(self.path)
+            self.model, self.index, self.documents, self.manifest = (
+                reloaded.model, reloaded.index, reloaded.documents, reloaded.manifest)
+        return len(fresh)
+
+    def reload(self) -> Abstractor:
+        """Load this model's artifact again (e.g. after ``abstractor update`` elsewhere)."""
+        if self.path is None:
+            raise RuntimeError("this model was never saved: nothing to reload")
+        return Abstractor.load(self.path)
+
     # -- topics ---------------------------------------------------------------------
     @property
     def n_topics(self) -> int:

@@ -99,6 +99,17 @@ def _cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_update(args: argparse.Namespace) -> int:
+    from .abstractor import Abstractor
+
+    ab = Abstractor.load(args.artifact)
+    before = len(ab)
+    start = time.perf_counter()
+    added = ab.update(args.corpus)
+    print(f"added {added:,} documents to {args.artifact} ({before:,} -> {len(ab):,}) in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``abstractor``."""
     parser = argparse.ArgumentParser(prog="abstractor", description="LDA topics and similar papers for research abstracts.")
@@ -133,7 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--json", action="store_true")
     query.set_defaults(func=_cmd_query)
 
-    for name in ("harvest", "updates"):
+    update = sub.add_parser("update", help="add documents to a saved model (online LDA update, no retraining)")
+    update.add_argument("artifact", type=Path)
+    update.add_argument("--corpus", required=True, type=Path, help="file with the new documents")
+    update.set_defaults(func=_cmd_update)
+
+    for name in ("harvest",):
         module = _optional(name)
         if module is not None:
             module.register_cli(sub)

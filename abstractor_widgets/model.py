@@ -30,8 +30,24 @@ if TYPE_CHECKING:  # gensim is imported lazily: `import abstractor_widgets` stay
 
 logger = logging.getLogger(__name__)
 
-#: Seed of the per-query random state: the same text always gets the same topics.
-QUERY_SEED = 20240601
+
+
+class DeterministicInit:
+    """Stands in for the LDA's random state after training: gamma starts at its mean.
+
+    gensim's E-step starts each document's variational gamma from random Gamma(100,
+    1/100) draws, so the same text could get slightly different topics from call to
+    call, and a document inferred alone differs from the same document inferred in a
+    batch. Starting every document at the mean (1.0, as Blei's lda-c does with a
+    uniform start) makes inference a pure function of the text. Only ``gamma`` (E-step
+    start) and ``rand`` (used by gensim to break ties when printing topics) are needed.
+    """
+
+    def gamma(self, shape: float, scale: float, size) -> np.ndarray:
+        return np.full(size, shape * scale)
+
+    def rand(self, *size: int) -> np.ndarray:
+        return np.zeros(size) if size else 0.0
 
 
 class Span(TypedDict):
@@ -226,16 +242,32 @@ class TopicModel:
     def update(self, texts: Sequence[str]) -> np.ndarray:
         """Online LDA update with new documents (no retraining from scratch).
 
-        The dictionary is fixed: words it does not know are ignored. Returns the new
-        documents' topic mixtures and appends them to :attr:`doc_topics_`.
+        gensim's online variational Bayes blends the new documents' statistics into the
+        topics (one pass). The dictionary and phrases are fixed: words the model does not
+        know are ignored. Returns the new documents' topic mixtures and appends them to
+        :attr:`doc_topics_`; earlier documents keep the mixtures inferred when they were
+        added (re-infer them with :meth:`transform` if the topics drift far).
         """
         self._check_fitted()
-        words = self.preprocessor_.transform(list(texts), n_jobs=self.n_jobs, progress=self.progress)
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.n_topics), dtype=np.float32)
+        words = self.preprocessor_.transform(texts, n_jobs=self.n_jobs, progress=self.progress)
         bows = [self.dictionary_.doc2bow(w) for w in words]
+        lda = self.lda_
+        # a loaded model's arrays are read-only memory maps: update private copies
+        lda.state.sstats = np.array(lda.state.sstats)
+        lda.expElogbeta = np.array(lda.expElogbeta)
+        if hasattr(lda, "eta"):
+            lda.eta = np.array(lda.eta)
+        lda.alpha = np.array(lda.alpha)
+        from gensim.models import LdaModel
+
         with _gensim_progress(len(bows), "updating LDA", enabled=self.progress):
-            self.lda_.update(bows, chunksize=self.chunksize, passes=1)
+            # LdaModel's serial update (LdaMulticore.update would re-run all its passes)
+            LdaModel.update(lda, bows, chunksize=self.chunksize, passes=1)
         new = self._infer_many(bows)
-        self.doc_topics_ = np.vstack([np.asarray(self.doc_topics_), new])
+        self.doc_topics_ = np.vstack([np.asarray(self.doc_topics_, dtype=np.float32), new])
         self.n_documents_ = len(self.doc_topics_)
         return new
 
@@ -302,7 +334,7 @@ class TopicModel:
         from tqdm.auto import tqdm
 
         out = np.empty((len(bows), self.n_topics), dtype=np.float32)
-        self.lda_.random_state = np.random.RandomState(QUERY_SEED)
+        self.lda_.random_state = DeterministicInit()
         for start in tqdm(range(0, len(bows), chunk), desc="inferring topics", disable=not self.progress, unit="chunk"):
             gamma, _ = self.lda_.inference(bows[start : start + chunk])
             out[start : start + chunk] = gamma / gamma.sum(axis=1, keepdims=True)
@@ -350,7 +382,6 @@ class TopicModel:
         ids = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
         cts = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
         lda = self.lda_
-        lda.random_state = np.random.RandomState(QUERY_SEED)
         gamma, _ = lda.inference([list(zip(ids.tolist(), cts.tolist()))])
         gammad = gamma[0]
         doc = (gammad / gammad.sum()).astype(np.float32)
@@ -368,6 +399,7 @@ class TopicModel:
         self.preprocessor_ = preprocessor
         self.dictionary_ = dictionary
         self.lda_ = lda
+        self.lda_.random_state = DeterministicInit()
         self.labels_ = list(labels)
         self.doc_topics_ = doc_topics
         self.n_documents_ = len(doc_topics)
