@@ -331,13 +331,34 @@ class TopicModel:
 
     # -- inference ------------------------------------------------------------------
     def _infer_many(self, bows: list, chunk: int = 2000) -> np.ndarray:
+        """Topic mixtures of many bag-of-words documents, over ``n_jobs`` processes."""
+        import os
+
         from tqdm.auto import tqdm
 
         out = np.empty((len(bows), self.n_topics), dtype=np.float32)
         self.lda_.random_state = DeterministicInit()
-        for start in tqdm(range(0, len(bows), chunk), desc="inferring topics", disable=not self.progress, unit="chunk"):
-            gamma, _ = self.lda_.inference(bows[start : start + chunk])
-            out[start : start + chunk] = gamma / gamma.sum(axis=1, keepdims=True)
+        starts = list(range(0, len(bows), chunk))
+        n_jobs = (os.cpu_count() or 1) if self.n_jobs is None else max(1, int(self.n_jobs))
+        bar = tqdm(total=len(bows), desc="inferring topics", disable=not self.progress, unit="doc")
+        if n_jobs > 1 and len(bows) >= 4 * chunk and os.name == "posix":
+            import multiprocessing
+
+            global _INFER_STATE
+            _INFER_STATE = (self.lda_, bows, chunk)  # inherited by the forked workers, never pickled
+            try:
+                with multiprocessing.get_context("fork").Pool(n_jobs) as pool:
+                    for start, block in pool.imap(_infer_chunk, starts):
+                        out[start : start + len(block)] = block
+                        bar.update(len(block))
+            finally:
+                _INFER_STATE = None
+        else:
+            for start in starts:
+                gamma, _ = self.lda_.inference(bows[start : start + chunk])
+                out[start : start + len(gamma)] = gamma / gamma.sum(axis=1, keepdims=True)
+                bar.update(len(gamma))
+        bar.close()
         return out
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
@@ -404,6 +425,15 @@ class TopicModel:
         self.doc_topics_ = doc_topics
         self.n_documents_ = len(doc_topics)
         return self
+
+
+_INFER_STATE = None
+
+
+def _infer_chunk(start: int) -> tuple[int, np.ndarray]:
+    lda, bows, chunk = _INFER_STATE  # type: ignore[misc]
+    gamma, _ = lda.inference(bows[start : start + chunk])
+    return start, (gamma / gamma.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def _dirichlet_expectation(alpha: np.ndarray) -> np.ndarray:
