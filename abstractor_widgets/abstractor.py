@@ -299,7 +299,11 @@ class Abstractor:
 
         ``n`` above the corpus size is clamped; ``n < 1`` raises ``ValueError``.
         An empty list (with a ``reason``) is returned for a text with no topical word.
+        A ``text`` that is the id of an indexed paper means :meth:`similar_to` that paper.
         """
+        if isinstance(text, str) and len(text) <= 64 and text.strip() and text in self.documents:
+            return ResultList(self.similar_to(text, n))
+        self._check_n(n)
         analysis = self.analyze(text, n=n)
         result = ResultList(analysis.similar)
         result.reason = analysis.reason
@@ -313,11 +317,11 @@ class Abstractor:
         hits = self.index.query(vector, n=n, exclude_rows=(row,))
         return [self._hit(r, s, vector) for r, s in hits]
 
-    def _check_n(self, n: int) -> int:
+    def _check_n(self, n: int, minimum: int = 1) -> int:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
             raise TypeError(f"n must be an integer, not {type(n).__name__}")
-        if n < 0:
-            raise ValueError(f"n must be at least 1, not {n}")
+        if n < minimum:
+            raise ValueError(f"n must be at least {minimum}, not {n}")
         return min(int(n), len(self.documents))
 
     def analyze(self, text: str, n: int = 5) -> Analysis:
@@ -327,7 +331,7 @@ class Abstractor:
         """
         start = time.perf_counter()
         _check_text(text)
-        n = self._check_n(n)
+        n = self._check_n(n, minimum=0)
         doc, spans, known = self.model.analyze(text)
         reason = None
         hits: list[Hit] = []

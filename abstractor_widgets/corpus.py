@@ -528,9 +528,10 @@ def _document_from_record(record: dict[str, Any]) -> Document | None:
         return ""
 
     doc_id = _ARXIV_VERSION.sub("", first("id").strip())
-    text = _WHITESPACE.sub(" ", first("text")).strip()
-    if not doc_id or not text:
+    if not doc_id or not any(record.get(k) is not None for k in _ALIASES["text"]):
         return None
+    # a blank abstract is kept here and dropped (and counted) by Corpus cleaning
+    text = _WHITESPACE.sub(" ", first("text")).strip()
     return Document(
         id=doc_id,
         title=_WHITESPACE.sub(" ", first("title")).strip(),

@@ -282,7 +282,8 @@ def save_artifacts(
         with open(tmp / "preprocessor.pkl", "wb") as handle:
             pickle.dump(model.preprocessor_, handle, protocol=pickle.HIGHEST_PROTOCOL)
         model.dictionary_.save(str(tmp / "dictionary.gensim"))
-        model.lda_.save(str(tmp / "lda.gensim"), separately=["expElogbeta", "sstats"])
+        # sep_limit=0: every array (incl. the state's K x V sstats) goes to its own .npy, memory-mappable
+        model.lda_.save(str(tmp / "lda.gensim"), separately=["expElogbeta", "sstats"], sep_limit=0)
         files += [p.name for p in tmp.iterdir() if p.name.startswith("lda.gensim")]
         np.save(tmp / "doc_topics.npy", np.ascontiguousarray(model.doc_topics_, dtype=np.float32))
         np.save(tmp / "vectors.npy", np.ascontiguousarray(index.vectors_, dtype=np.float32))
@@ -325,7 +326,8 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """
     directory = Path(directory)
     if not directory.exists():
-        stale = sorted(directory.parent.glob(f".{directory.name}.old-*")) if directory.parent.exists() else []
+        stale = (sorted(directory.parent.glob(f".{directory.name}.old-*"), key=lambda p: int(p.name.rsplit("-", 1)[-1]))
+                 if directory.parent.exists() else [])
         if stale:
             # a crash between the two renames of a save: the previous model is intact
             os.replace(stale[-1], directory)

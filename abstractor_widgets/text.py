@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
@@ -62,7 +63,18 @@ _MASK_WITH_EMAIL = re.compile(
     r"(?:(?=[$\\\[hfw])(?:" + _MASK_PARTS + r")|(?<![\w.+-])[\w.+-]++@[\w-]+\.[\w.-]+)",
     re.VERBOSE | re.DOTALL,
 )
-_WORD = re.compile(r"[^\W\d_][^\W_]*+(?:['’\-‐][^\W_]++)*+")
+# Combining marks (accents written as separate code points, Indic vowel signs ...) belong
+# to their word; \w does not include them.
+_MARKS = (
+    "\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0900-\u0957"
+    "\u0981-\u09d7\u0e31-\u0e4e\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\u3099-\u309a"
+    "\ufe00-\ufe0f\ufe20-\ufe2f"
+)
+_LETTER_OR_DIGIT = rf"(?:[^\W_]|[{_MARKS}])"
+# A word starts at a word boundary, may start with digits ("2nd-order") but must
+# contain a letter (pure numbers are never tokens), and may join parts with hyphens
+# or apostrophes. Possessive quantifiers: no backtracking.
+_WORD = re.compile(rf"(?<![^\W_{_MARKS}])\d*+[^\W\d_]{_LETTER_OR_DIGIT}*+(?:['’\-‐]{_LETTER_OR_DIGIT}++)*+")
 _POSSESSIVE = re.compile(r"['’]s?$")
 
 
@@ -153,7 +165,7 @@ class Tokenizer:
         cached = self._cache.get(word)
         if cached is not None or word in self._cache:
             return cached
-        norm = _POSSESSIVE.sub("", word.lower()).replace("’", "'").replace("‐", "-")
+        norm = _POSSESSIVE.sub("", unicodedata.normalize("NFC", word).lower()).replace("’", "'").replace("‐", "-")
         if self._lemmatizer is not None and norm.isalpha():
             norm = self._lemmatizer(norm, self.language).lower()
         elif self._lemmatizer is not None and "-" in norm:
