@@ -1,0 +1,275 @@
+"""The Voilà dashboard: the default model, loaded once per kernel, around the widget.
+
+``notebooks/dashboard.ipynb`` is a title and one call to :func:`dashboard`; Voilà serves
+it (``bash scripts/dashboard.sh``), and it runs the same way in JupyterLab and Notebook 7.
+
+* :func:`artifact_path` — which model to serve: ``$ABSTRACTOR_ARTIFACT``, else
+  ``<repo>/artifacts/default``.
+* :func:`load_or_train` — the model, memory-mapped and cached per kernel (every later call
+  returns the same object); trains it once, with progress, when the artifact is missing
+  (a file lock keeps two kernels from training the same artifact at once).
+* :func:`dashboard` — the layout: a header (corpus, number of topics, how to use) and the
+  :class:`~abstractor_widgets.widget.AbstractorWidget`.
+
+Examples
+--------
+>>> from abstractor_widgets.dashboard import dashboard
+>>> dashboard()                                         # doctest: +SKIP
+>>> dashboard(path="artifacts/mine", n_similar=10)      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets
+
+if TYPE_CHECKING:
+    from .abstractor import Abstractor
+    from .widget import AbstractorWidget
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ARTIFACT_ENV_VAR", "artifact_path", "load_or_train", "dashboard", "header_html", "Dashboard"]
+
+#: Environment variable naming the artifact directory the dashboard serves.
+ARTIFACT_ENV_VAR = "ABSTRACTOR_ARTIFACT"
+#: Topics of the default model trained when the artifact is missing.
+DEFAULT_TOPICS = 20
+#: The repository checkout this module lives in.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+_cache: dict[Path, Abstractor] = {}
+_cache_lock = threading.Lock()
+
+
+def artifact_path() -> Path:
+    """The artifact directory to serve: ``$ABSTRACTOR_ARTIFACT`` or ``<repo>/artifacts/default``."""
+    env = os.environ.get(ARTIFACT_ENV_VAR, "").strip()
+    path = Path(env).expanduser() if env else REPO_ROOT / "artifacts" / "default"
+    return path.resolve()
+
+
+def _say(message: str) -> None:
+    """Progress for both audiences: the notebook output and the server's terminal."""
+    print(message, flush=True)
+    terminal = sys.__stderr__
+    if terminal is not None and terminal is not sys.stdout:
+        with contextlib.suppress(Exception):
+            terminal.write(f"[abstractor dashboard] {message}\n")
+            terminal.flush()
+
+
+@contextlib.contextmanager
+def _train_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock next to ``path`` (two kernels never train one artifact twice)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.parent / f".{path.name}.train.lock"
+    with open(lock, "a+") as handle:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def load_or_train(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    n_topics: int = DEFAULT_TOPICS,
+    progress: bool = True,
+) -> Abstractor:
+    """The model at ``path`` (default :func:`artifact_path`), loaded once per kernel.
+
+    The artifact is memory-mapped (:meth:`Abstractor.load`), so every kernel serving the
+    same artifact shares its large arrays through the page cache. When the directory has
+    no ``manifest.json``, the model is first trained on the default corpus
+    (``Abstractor.train(None, n_topics, out=path)``, a few minutes for 60,000 abstracts,
+    with progress bars) and saved there atomically.
+
+    Parameters
+    ----------
+    path : path-like, optional
+    n_topics : int
+        Topics of a model trained here (ignored when the artifact exists).
+    progress : bool
+        Show training progress.
+
+    Returns
+    -------
+    Abstractor
+        The same object for every call with the same path in this process.
+
+    Raises
+    ------
+    abstractor_widgets.store.ArtifactError
+        For a corrupt or incompatible artifact (delete it to retrain).
+    abstractor_widgets.corpus.CorpusError
+        When training is needed and no default corpus is found (set ``ABSTRACTOR_CORPUS``).
+    """
+    from .abstractor import Abstractor
+
+    target = Path(path).expanduser().resolve() if path is not None else artifact_path()
+    with _cache_lock:
+        cached = _cache.get(target)
+        if cached is not None:
+            return cached
+        if not (target / "manifest.json").is_file():
+            with _train_lock(target):
+                if not (target / "manifest.json").is_file():  # another kernel may have finished it
+                    _say(f"No model at {target}: training {n_topics} topics on the default corpus "
+                         "(once; a few minutes for 60,000 abstracts) ...")  # fmt: skip
+                    start = time.perf_counter()
+                    Abstractor.train(None, n_topics, out=target, progress=progress)
+                    _say(f"Trained and saved in {time.perf_counter() - start:.0f} s.")
+        start = time.perf_counter()
+        abstractor = Abstractor.load(target)
+        _warm_up(abstractor)
+        logger.info("loaded %r in %.2f s", abstractor, time.perf_counter() - start)
+        _cache[target] = abstractor
+        return abstractor
+
+
+#: Analysed once after loading: the first query pays for lazy loads (the lemmatizer's
+#: dictionary, ~0.5-1 s), which belong to kernel start-up (preheated by Voilà), not to
+#: the visitor's first keystroke.
+WARM_UP_TEXT = (
+    "We propose a neural network model for image segmentation and language understanding, "
+    "trained with reinforcement learning on large datasets."
+)
+
+
+def _warm_up(abstractor: Abstractor) -> None:
+    try:
+        abstractor.analyze(WARM_UP_TEXT, n=1)
+    except Exception:  # a warm-up must never stop the dashboard
+        logger.exception("warm-up analysis failed")
+
+
+def _fmt_int(n: Any) -> str:
+    try:
+        return f"{int(n):,}"
+    except (TypeError, ValueError):
+        return "?"
+
+
+_HEADER_CSS = """
+<style>
+.abstractor-dash-header {
+  color: var(--jp-ui-font-color1, #1f2328);
+  font-family: var(--jp-ui-font-family, system-ui, sans-serif);
+  font-size: var(--jp-ui-font-size1, 13px);
+  line-height: 1.5;
+  padding: 4px 12px 8px;
+  border-bottom: 1px solid var(--jp-border-color2, #e1e4e8);
+  margin-bottom: 4px;
+}
+.abstractor-dash-header h1.abstractor-dash-title {
+  margin: 0 0 4px; font-size: 1.6em; font-weight: 600; color: inherit;
+}
+.abstractor-dash-facts { margin: 0 0 6px; color: var(--jp-ui-font-color1, #1f2328); }
+.abstractor-dash-facts b { font-variant-numeric: tabular-nums; }
+.abstractor-dash-howto { margin: 0; padding-left: 1.4em; color: var(--jp-ui-font-color2, #59636e); }
+.abstractor-dash-howto li { margin: 1px 0; }
+.abstractor-dash-header code {
+  color: inherit; background: var(--jp-layout-color2, #f2f4f7); padding: 0 3px; border-radius: 3px;
+}
+</style>
+"""
+
+
+def header_html(abstractor: Abstractor, title: str | None = None) -> str:
+    """The dashboard header: optional title, corpus size, K, and how to use it (escaped HTML)."""
+    manifest = abstractor.manifest or {}
+    corpus = manifest.get("corpus") or {}
+    name = str(corpus.get("name") or "")
+    if "/" in name or "\\" in name:  # a corpus trained from a file: its name, not its path
+        name = Path(name).name
+    size = len(abstractor)
+    path = abstractor.path.name if abstractor.path is not None else ""
+    facts = [
+        f"<b>{_fmt_int(size)}</b> papers" + (f" ({html.escape(name)})" if name else ""),
+        f"<b>{_fmt_int(abstractor.n_topics)}</b> LDA topics",
+    ]
+    if manifest.get("metric"):
+        facts.append(f"{html.escape(str(manifest['metric']))} similarity")
+    if path:
+        facts.append(f"model <code>{html.escape(path)}</code>")
+    heading = f'<h1 class="abstractor-dash-title">{html.escape(title)}</h1>' if title else ""
+    return (
+        _HEADER_CSS
+        + '<div class="abstractor-dash-header">'
+        + heading
+        + '<p class="abstractor-dash-facts">' + " · ".join(facts) + "</p>"
+        + '<ul class="abstractor-dash-howto">'
+        "<li><b>Paste or type</b> an abstract: every word the model knows is coloured by its topic, "
+        "and the topic mix and the most similar papers update as you type.</li>"
+        "<li><b>Random abstract</b> shows a paper of the corpus; click a similar paper's title to "
+        "load its abstract, or its arXiv link to open it.</li>"
+        "<li>Click a topic (or a coloured word) to highlight its words; ✎ renames a topic; "
+        "<b>Show</b> sets how many similar papers are listed.</li>"
+        "</ul></div>"
+    )
+
+
+class Dashboard(ipywidgets.VBox):
+    """The dashboard layout: :attr:`header` (an ``ipywidgets.HTML``) above :attr:`widget`."""
+
+    def __init__(self, header: ipywidgets.HTML, widget: AbstractorWidget, **kwargs: Any) -> None:
+        super().__init__(children=(header, widget), **kwargs)
+        self.header = header
+        self.widget = widget
+        self.add_class("abstractor-dashboard")
+
+
+def dashboard(
+    abstractor: Abstractor | None = None,
+    *,
+    path: str | os.PathLike[str] | None = None,
+    title: str | None = None,
+    text: str = "",
+    n_similar: int = 5,
+) -> Dashboard:
+    """The dashboard: a header (title, corpus size, K, how to use) and the widget.
+
+    Parameters
+    ----------
+    abstractor : Abstractor, optional
+        The model to show; default :func:`load_or_train` of ``path``.
+    path : path-like, optional
+        Artifact directory (default :func:`artifact_path`).
+    title : str, optional
+        A heading inside the header (the notebook has its own title cell).
+    text : str
+        Initial abstract (empty: the widget shows its empty state).
+    n_similar : int
+        Similar papers listed at first.
+
+    Returns
+    -------
+    Dashboard
+        An ``ipywidgets.VBox`` with ``.header`` (an ``ipywidgets.HTML``) and ``.widget`` (the
+        :class:`AbstractorWidget`).
+    """
+    from .widget import AbstractorWidget
+
+    if abstractor is None:
+        abstractor = load_or_train(path)
+    header = ipywidgets.HTML(header_html(abstractor, title))
+    header.add_class("abstractor-dash-header-widget")
+    widget = AbstractorWidget(abstractor, text=text, n_similar=n_similar)
+    return Dashboard(header, widget, layout=ipywidgets.Layout(width="100%"))
