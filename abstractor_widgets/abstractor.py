@@ -139,8 +139,12 @@ class Abstractor:
 
     # -- construction ---------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | os.PathLike[str], mmap: bool = True, verify: bool = True) -> Abstractor:
+    def load(cls, path: str | os.PathLike[str], mmap: bool = True, verify: bool = True, warm: bool = True) -> Abstractor:
         """Load a saved artifact directory (memory-mapped, verified).
+
+        With ``warm`` (default) one throw-away query runs before returning: it loads the
+        lemmatizer's dictionary and touches the memory maps, which otherwise makes the
+        first real query take about a second.
 
         Raises
         ------
@@ -149,6 +153,8 @@ class Abstractor:
         """
         model, index, documents, manifest = load_artifacts(path, mmap=mmap, verify=verify)
         abstractor = cls(model, index, documents, manifest=manifest, path=path)
+        if warm:
+            abstractor.analyze("Warming up: neural networks learn representations of images and text.", n=1)
         gc.collect()
         gc.freeze()  # the model's objects never die: keep them out of every future GC pass
         return abstractor

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import io
 import json
 import logging
 import os
@@ -35,7 +34,7 @@ import warnings
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -406,20 +405,58 @@ class CategoryFilter:
         return "*" if self.accept_all else " ".join(sorted(self.exact) + [p + "*" for p in self.prefixes])
 
 
-def _open_text(path: Path) -> IO[str]:
-    """Open a possibly compressed text file for streaming reads."""
+def _open_binary(path: Path) -> IO[bytes]:
+    """Open a possibly compressed file for streaming reads of raw lines (bytes).
+
+    Lines stay bytes so that the pre-filter needs no decoding and a bad UTF-8 sequence is
+    reported by ``json.loads`` with the file and line number, in every format.
+    """
     suffix = path.suffix.lower()
     if suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+        return gzip.open(path, "rb")
     if suffix == ".bz2":
-        return io.TextIOWrapper(bz2.open(path, "rb"), encoding="utf-8")
+        return bz2.open(path, "rb")
     if suffix == ".zip":
         archive = zipfile.ZipFile(path)
         members = [m for m in archive.namelist() if not m.endswith("/")]
         if len(members) != 1:
+            archive.close()
             raise CorpusError(f"{path}: expected one file in the zip archive, found {len(members)}")
-        return io.TextIOWrapper(archive.open(members[0]), encoding="utf-8")
-    return open(path, encoding="utf-8")
+        return archive.open(members[0])
+    return open(path, "rb")
+
+
+_CATEGORIES_KEY = b'"categories":"'
+
+
+def _raw_categories(raw: bytes) -> str | None:
+    """The ``categories`` value sliced out of a raw compact JSON line, or ``None``.
+
+    A JSON string cannot hold an unescaped ``"``, so in a compact line (the Kaggle
+    snapshot's) the bytes ``"categories":"`` can only be that key, and its value ends at
+    the next ``"`` unless it holds an escape. ``None`` (parse the line instead) when the
+    key is absent, appears twice, is spaced differently or its value holds a backslash.
+    """
+    i = raw.find(_CATEGORIES_KEY)
+    if i < 0 or raw.find(_CATEGORIES_KEY, i + 1) >= 0:
+        return None
+    i += len(_CATEGORIES_KEY)
+    j = raw.find(b'"', i)
+    if j < 0 or b"\\" in raw[i:j]:
+        return None
+    return raw[i:j].decode("utf-8", "replace")
+
+
+_CREATED = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+    r"(\d{4}) (?:[01]\d|2[0-3]):[0-5]\d:(?:[0-5]\d|6[01]) GMT"
+)
+_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+
+
+def _collapse(text: str) -> str:
+    """Whitespace runs to one space, stripped (same as ``_WHITESPACE.sub(" ", text).strip()``, 4x faster)."""
+    return " ".join(text.split())
 
 
 def _published(record: dict[str, Any]) -> str:
@@ -428,6 +465,12 @@ def _published(record: dict[str, Any]) -> str:
     if isinstance(versions, list) and versions and isinstance(versions[0], dict):
         created = versions[0].get("created")
         if isinstance(created, str):
+            fast = _CREATED.fullmatch(created)  # the snapshot's form, without strptime's cost
+            if fast:
+                try:
+                    return date(int(fast.group(3)), _MONTHS[fast.group(2)], int(fast.group(1))).isoformat()
+                except ValueError:
+                    pass
             try:
                 return datetime.strptime(created, "%a, %d %b %Y %H:%M:%S %Z").strftime("%Y-%m-%d")
             except ValueError:
@@ -458,7 +501,9 @@ def iter_arxiv_snapshot(
         The file (``.json``/``.jsonl``, optionally ``.gz``/``.bz2``/``.zip``).
     categories : iterable of str, optional
         Keep only records listing one of these (``"cs.*"`` matches an archive). The
-        category test runs on the raw line first, so skipped records are not parsed.
+        category test runs on the raw line first (the wanted names must occur in it, and
+        the ``"categories":"..."`` value sliced out of it must match), so skipped records
+        are not parsed; a parsed record's categories are tested before it is built.
     progress : bool
         Show a tqdm bar over bytes read.
     errors : {"raise", "skip"}
@@ -483,18 +528,22 @@ def iter_arxiv_snapshot(
         bar = tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"reading {path.name}")
     skipped = 0
     try:
-        handle = _open_text(path) if path.suffix.lower() in {".gz", ".bz2", ".zip"} else open(path, "rb")
-    except OSError as exc:
+        handle = _open_binary(path)
+    except (OSError, zipfile.BadZipFile) as exc:
         raise CorpusError(f"{path}: cannot open: {exc}") from exc
     with handle:
-        for number, line in enumerate(handle, start=1):
-            raw = line if isinstance(line, bytes) else line.encode("utf-8")
+        for number, raw in enumerate(handle, start=1):
             if bar is not None:
                 bar.update(len(raw))
-            if not raw.strip():
-                continue
-            # cheap pre-filter: a wanted category must appear somewhere in the line
-            if quick_tokens is not None and not any(t in raw for t in quick_tokens):
+            if not match.accept_all:
+                # cheap pre-filters: a wanted category must appear somewhere in the line ...
+                if quick_tokens is not None and not any(t in raw for t in quick_tokens):
+                    continue
+                # ... and the categories value, when it can be sliced out exactly, must match
+                raw_categories = _raw_categories(raw)
+                if raw_categories is not None and not match(raw_categories):
+                    continue
+            if raw.isspace():
                 continue
             try:
                 record = json.loads(raw)
@@ -505,21 +554,24 @@ def iter_arxiv_snapshot(
                     raise CorpusError(f"{path}:{number}: malformed JSON line: {exc}") from exc
                 skipped += 1
                 continue
-            doc = _document_from_record(record)
+            doc = _document_from_record(record, match)
+            if doc is False:  # other categories
+                continue
             if doc is None:
                 if errors == "raise":
                     raise CorpusError(f"{path}:{number}: record has no id or no abstract/text field")
                 skipped += 1
                 continue
-            if match(doc.categories):
-                yield doc
+            yield doc
     if bar is not None:
         bar.close()
     if skipped:
         warnings.warn(f"{path}: skipped {skipped} malformed line(s)", CorpusWarning, stacklevel=2)
 
 
-def _document_from_record(record: dict[str, Any]) -> Document | None:
+def _document_from_record(record: dict[str, Any], match: CategoryFilter | None = None) -> Document | None | bool:
+    """The record's Document; ``None`` without an id or a text field; ``False`` if ``match`` rejects it."""
+
     def first(field: str) -> str:
         for key in _ALIASES[field]:
             value = record.get(key)
@@ -527,16 +579,18 @@ def _document_from_record(record: dict[str, Any]) -> Document | None:
                 return value if isinstance(value, str) else str(value)
         return ""
 
+    categories = _collapse(first("categories"))
+    if match is not None and not match(categories):
+        return False
     doc_id = _ARXIV_VERSION.sub("", first("id").strip())
     if not doc_id or not any(record.get(k) is not None for k in _ALIASES["text"]):
         return None
     # a blank abstract is kept here and dropped (and counted) by Corpus cleaning
-    text = _WHITESPACE.sub(" ", first("text")).strip()
     return Document(
         id=doc_id,
-        title=_WHITESPACE.sub(" ", first("title")).strip(),
-        text=text,
-        categories=_WHITESPACE.sub(" ", first("categories")).strip(),
+        title=_collapse(first("title")),
+        text=_collapse(first("text")),
+        categories=categories,
         published=_published(record),
     )
 

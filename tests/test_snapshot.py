@@ -313,12 +313,6 @@ def test_invalid_utf8_raises_naming_file_and_line(tmp_path):
         assert [d.id for d in iter_arxiv_snapshot(path, errors="skip")] == ["0704.0001"]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="corpus.py decodes compressed files with a TextIOWrapper outside its try: a raw "
-    "UnicodeDecodeError escapes, without file and line, and errors='skip' cannot skip it "
-    "(fix proposed in docs/snapshot.md: read compressed files as bytes too)",
-)
 def test_invalid_utf8_in_compressed_file_raises_naming_file_and_line(tmp_path):
     path = tmp_path / "latin1.json.gz"
     path.write_bytes(gzip.compress(_invalid_utf8_lines()))
