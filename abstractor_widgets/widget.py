@@ -195,6 +195,7 @@ class AbstractorWidget(anywidget.AnyWidget):
         sync=True
     )
     max_text_chars = t.Int(MAX_TEXT_CHARS, read_only=True).tag(sync=True)
+    editable_labels = t.Bool(True, help="Whether topic labels can be renamed from the view.").tag(sync=True)
 
     #: Traits a browser may set; any other synced trait it sends is refused and re-sent.
     _BROWSER_WRITABLE: ClassVar[frozenset[str]] = frozenset(
@@ -202,7 +203,7 @@ class AbstractorWidget(anywidget.AnyWidget):
     )
     _KERNEL_OWNED: ClassVar[frozenset[str]] = frozenset(
         {"spans", "doc_topics", "similar", "topics", "reason", "source", "result_id",
-         "elapsed_ms", "busy", "error", "max_text_chars"}
+         "elapsed_ms", "busy", "error", "max_text_chars", "editable_labels"}
     )  # fmt: skip
 
     def __init__(
@@ -316,6 +317,8 @@ class AbstractorWidget(anywidget.AnyWidget):
 
         Raises ``ValueError`` for an unknown topic or an invalid label.
         """
+        if not self.editable_labels:
+            raise ValueError("Topic labels are read-only in this view.")
         if not _is_int(topic) or not 0 <= topic < self._n_topics:
             raise ValueError(f"Unknown topic {_preview(str(topic))}: ids run from 0 to "
                              f"{self._n_topics - 1}.")  # fmt: skip

@@ -377,3 +377,14 @@ def test_palette_pairs_are_distinct_and_stable():
     assert topic_style(3) == topic_style(3) == (PALETTE[3], "solid")
     assert topic_style(len(PALETTE)) == (PALETTE[0], PATTERNS[1])
     assert all(c.startswith("#") and len(c) == 7 for c in PALETTE)
+
+
+def test_read_only_labels_refuse_renames_from_the_browser(widget, ab):
+    widget.editable_labels = False
+    before = ab.model.labels_[0]
+    widget._on_custom_msg(widget, {"type": "rename_topic", "topic": 0, "label": "Renamed"}, [])
+    assert "read-only" in widget.error
+    assert ab.model.labels_[0] == before
+    # the browser may not flip the switch back
+    widget.set_state({"editable_labels": True})
+    assert widget.editable_labels is False

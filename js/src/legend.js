@@ -8,7 +8,7 @@ import { topicStyle } from "./mix.js";
 export const MAX_LABEL_CHARS = 80;
 const MIN_SHARE = 0.01;
 
-export function createLegend({ onToggleTopic, onRename }) {
+export function createLegend({ onToggleTopic, onRename, canRename = () => true }) {
   const el = h("ul", { class: "abstractor-legend" });
   let last = { topics: [], docTopics: [], highlight: null };
   let editing = false;
@@ -54,7 +54,7 @@ export function createLegend({ onToggleTopic, onRename }) {
         dataset: { focusKey: `topic-${k}` },
         onclick: () => onToggleTopic(k),
         onkeydown: (e) => {
-          if (e.key !== "F2") return;
+          if (e.key !== "F2" || !canRename()) return;
           e.preventDefault();
           startEdit(k, toggle, name);
         },
@@ -76,7 +76,7 @@ export function createLegend({ onToggleTopic, onRename }) {
     return h(
       "li",
       { class: `abstractor-topic${share > 0 ? "" : " abstractor-absent"}${pressed ? " abstractor-on" : ""}`, dataset: { topic: String(k) } },
-      h("div", { class: "abstractor-topic-row" }, toggle, rename),
+      h("div", { class: "abstractor-topic-row" }, toggle, canRename() ? rename : null),
       terms.length ? h("div", { class: "abstractor-topic-terms", text: terms.slice(0, 6).join(" · ") }) : null,
     );
   }

@@ -102,6 +102,7 @@ function render({ model, el }) {
   const legend = createLegend({
     onToggleTopic: toggleTopic,
     onRename: (topic, label) => send({ type: "rename_topic", topic, label }),
+    canRename: () => get("editable_labels", true) !== false,
   });
   const similarList = createSimilarList({
     onLoad: (id) => {
@@ -216,10 +217,21 @@ function render({ model, el }) {
   // JupyterLab handles Enter, Shift+Enter, Ctrl+Enter and single-letter shortcuts on
   // the notebook: keep every key pressed inside the widget to the widget.
   root.addEventListener("keydown", (e) => e.stopPropagation());
+  // Send at once when the kernel is idle (flush() queues the latest text while a
+  // request is in flight), so a keystroke renders in one round trip, not after a timer.
   textarea.addEventListener("input", () => {
     clearTimeout(textTimer);
-    textTimer = setTimeout(flush, DEBOUNCE_MS);
-    drawStatus();
+    textTimer = null;
+    flush();
+  });
+  // maxlength cuts a long paste silently: say so.
+  textarea.addEventListener("paste", (e) => {
+    const pasted = e.clipboardData ? e.clipboardData.getData("text").length : 0;
+    const room = textarea.maxLength - (textarea.value.length - (textarea.selectionEnd - textarea.selectionStart));
+    if (textarea.maxLength > 0 && pasted > room) {
+      errorText.textContent = `Only the first ${Math.max(0, room).toLocaleString()} of ${pasted.toLocaleString()} pasted characters fit (the limit is ${textarea.maxLength.toLocaleString()}).`;
+      errorBox.hidden = false;
+    }
   });
   textarea.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
@@ -349,13 +361,14 @@ function render({ model, el }) {
     schedule();
   });
   on("change:highlight_topic", drawHighlight);
+  on("change:editable_labels", schedule);
   on("change:busy", drawStatus);
   on("change:request_id", drawStatus);
   on("change:error", drawError);
   on("change:text", () => {
     const text = get("text", "");
     // Never overwrite what the user is still typing.
-    if (textTimer === null && textarea.value !== text) textarea.value = text;
+    if (textTimer === null && !queued && textarea.value !== text) textarea.value = text;
   });
   on("change:n_similar", () => {
     if (nTimer === null) nInput.value = String(get("n_similar", 5));
