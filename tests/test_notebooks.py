@@ -97,7 +97,7 @@ def small_corpus(tmp_path_factory) -> Path:
     if shared is not None and shared.is_file():
         pd.read_parquet(shared).iloc[:1500].to_parquet(path)
     else:
-        from conftest import make_synthetic_frame
+        from synthetic_data import make_synthetic_frame
 
         make_synthetic_frame(400).to_parquet(path)
     return path

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from abstractor_widgets.text import ABSTRACT_STOPWORDS, Preprocessor, Token, Tokenizer
 
-from conftest import FILLER, VOCABULARIES
+from synthetic_data import FILLER, VOCABULARIES
 
 
 @pytest.fixture(scope="module")

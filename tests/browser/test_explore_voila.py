@@ -71,7 +71,7 @@ def explore_artifact(tmp_path_factory) -> Path:
 
         corpus = Corpus.from_frame(pd.read_parquet(shared).iloc[:1500], name="shared-head-1500")
     else:
-        from conftest import make_synthetic_frame
+        from synthetic_data import make_synthetic_frame
 
         corpus = Corpus.from_frame(make_synthetic_frame(400), name="synthetic")
     ab = Abstractor.train(corpus, N_TOPICS, out=out, passes=2, progress=False, random_state=0)
