@@ -19,7 +19,11 @@ FILLER = "we study the a novel of for and in with this that".split()
 
 
 def make_synthetic_frame(n_docs: int = 240, seed: int = 0) -> pd.DataFrame:
-    """Documents mixing one dominant synthetic topic with a little of another."""
+    """Documents of one dominant synthetic topic with a little (5%) of another.
+
+    Each vocabulary word then appears in about a third of the documents, under the
+    default `no_above=0.4` of `filter_extremes`.
+    """
     rng = random.Random(seed)
     names = list(VOCABULARIES)
     rows = []
@@ -28,7 +32,7 @@ def make_synthetic_frame(n_docs: int = 240, seed: int = 0) -> pd.DataFrame:
         other = rng.choice([n for n in names if n != main])
         words = []
         for _ in range(60):
-            pool = VOCABULARIES[main] if rng.random() < 0.8 else VOCABULARIES[other]
+            pool = VOCABULARIES[main] if rng.random() < 0.95 else VOCABULARIES[other]
             words.append(rng.choice(pool))
             if rng.random() < 0.3:
                 words.append(rng.choice(FILLER))
