@@ -1,0 +1,1 @@
+"""The benchmark suite of abstractor-widgets: ``python -m benchmarks [--quick]`` (see run.py)."""

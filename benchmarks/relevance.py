@@ -1,0 +1,748 @@
+"""Relevance of "similar papers": every ranking method against a TF-IDF reference.
+
+Relevance proxy: arXiv categories. For a query paper, P@10 is the share of its top-10
+neighbours (the query itself excluded) whose *primary* (first-listed) category equals the
+query's; the category-set Jaccard is the mean Jaccard index of the query's and each
+neighbour's category sets. "Minority" queries are those whose primary category is not
+cs.CV, cs.LG, cs.CL or cs.AI. Chance = the expected value for a uniformly random ranking.
+
+Universe: the corpus papers that carry categories (56k of the shared corpus's 60k); every
+index (TF-IDF reference, lexical, topics) covers exactly those papers. Queries: 1,000
+seeded papers of the universe; "minority" uses every minority-primary paper; the "20k
+subset" is a seeded 20,000-paper sub-universe (indexes refit on it; topic mixtures from
+the same model). Parameters are tuned (``--tune``) on a dev split of 2,000 queries
+disjoint from the 1,000 evaluation queries.
+
+Methods:
+
+* ``tfidf-ref``: scikit-learn ``TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True,
+  min_df=5, max_df=0.1)`` on ``title + ". " + abstract`` (the reference);
+* ``hybrid-ref-50/50``: tfidf-ref top-100 re-ranked by 0.5 * min-max(tf-idf) + 0.5 *
+  min-max(topic similarity) (the simple hybrid of the issue);
+* ``lda``: Hellinger similarity of the model's topic mixtures;
+* ``lexical``: :class:`~abstractor_widgets.lexical.LexicalIndex` (the package's words);
+* ``hybrid``: :func:`~abstractor_widgets.ranking.hybrid_rank` (the default of ``similar``).
+
+Usage::
+
+    python benchmarks/relevance.py                      # full run (trains /tmp/relevance-k20 if missing)
+    python benchmarks/relevance.py --quick              # CI: a small slice, < 60 s
+    python benchmarks/relevance.py --tune               # dev-split grid for the hybrid's parameters
+    python benchmarks/relevance.py --model DIR [--model DIR2 ...]
+
+Writes ``benchmarks/results/relevance.json`` (``relevance_quick.json`` with ``--quick``)
+and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import pickle
+import platform
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from abstractor_widgets.lexical import LexicalIndex, document_words  # noqa: E402
+from abstractor_widgets.ranking import (  # noqa: E402
+    DEFAULT_PARAMS,
+    HybridParams,
+    candidate_signals,
+    feedback_signals,
+    fuse,
+    hybrid_rank,
+    topic_similarity,
+)
+
+logger = logging.getLogger("relevance")
+
+MAJORITY = frozenset({"cs.CV", "cs.LG", "cs.CL", "cs.AI"})
+K = 10
+RESULTS = ROOT / "benchmarks" / "results"
+DEFAULT_MODEL = Path("/tmp/relevance-k20")
+CACHE = Path(os.environ.get("RELEVANCE_CACHE", "/tmp/relevance"))
+
+
+# -- metrics (pure functions, unit-tested) ------------------------------------------------
+def primary_category(categories: str) -> str:
+    """First-listed category ('' when none)."""
+    parts = categories.split()
+    return parts[0] if parts else ""
+
+
+def is_minority(primary: str) -> bool:
+    """A primary category outside the four big ones (cs.CV, cs.LG, cs.CL, cs.AI)."""
+    return bool(primary) and primary not in MAJORITY
+
+
+def precision_at_k(query_label: str, neighbour_labels: Sequence[str], k: int = K) -> float:
+    """Share of the first ``k`` neighbours whose label equals the query's.
+
+    Fewer than ``k`` neighbours count as misses (the denominator stays ``k``).
+    """
+    if k <= 0:
+        raise ValueError("k must be positive")
+    return sum(1 for label in list(neighbour_labels)[:k] if label == query_label) / k
+
+
+def jaccard(a: frozenset | set, b: frozenset | set) -> float:
+    """|a ∩ b| / |a ∪ b| (0 for two empty sets)."""
+    union = len(a | b)
+    return len(a & b) / union if union else 0.0
+
+
+def mean_jaccard(query_set: frozenset, neighbour_sets: Sequence[frozenset], k: int = K) -> float:
+    """Mean Jaccard of the query's category set with each of its first ``k`` neighbours' (misses count 0)."""
+    return sum(jaccard(query_set, s) for s in list(neighbour_sets)[:k]) / k
+
+
+def chance_precision(labels: Sequence[str], query_positions: Sequence[int]) -> float:
+    """Expected P@k of a uniformly random ranking (query excluded): mean of (n_same - 1) / (N - 1)."""
+    labels = list(labels)
+    n = len(labels)
+    if n < 2 or not len(query_positions):
+        return 0.0
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    return float(np.mean([(counts[labels[q]] - 1) / (n - 1) for q in query_positions]))
+
+
+def chance_jaccard(sets: Sequence[frozenset], query_positions: Sequence[int]) -> float:
+    """Expected mean Jaccard of a uniformly random ranking (query excluded), computed exactly."""
+    sets = list(sets)
+    n = len(sets)
+    if n < 2 or not len(query_positions):
+        return 0.0
+    counts: dict[frozenset, int] = {}
+    for s in sets:
+        counts[s] = counts.get(s, 0) + 1
+    unique = list(counts.items())
+    memo: dict[frozenset, float] = {}
+    values = []
+    for q in query_positions:
+        a = sets[q]
+        if a not in memo:
+            memo[a] = sum(c * jaccard(a, b) for b, c in unique)
+        values.append((memo[a] - jaccard(a, a)) / (n - 1))
+    return float(np.mean(values))
+
+
+def summarize(rankings: dict[int, Sequence[int]], labels: Sequence[str], sets: Sequence[frozenset], k: int = K) -> dict[str, float]:
+    """P@k and mean Jaccard over queries (``{query_position: ranked positions}``)."""
+    if not rankings:
+        return {"p_at_10": float("nan"), "jaccard": float("nan"), "n_queries": 0}
+    p = [precision_at_k(labels[q], [labels[r] for r in ranked], k) for q, ranked in rankings.items()]
+    j = [mean_jaccard(sets[q], [sets[r] for r in ranked], k) for q, ranked in rankings.items()]
+    return {"p_at_10": float(np.mean(p)), "jaccard": float(np.mean(j)), "n_queries": len(rankings)}
+
+
+def per_category(rankings: dict[int, Sequence[int]], labels: Sequence[str], k: int = K) -> dict[str, dict[str, float]]:
+    """P@k per query primary category."""
+    groups: dict[str, list[float]] = {}
+    for q, ranked in rankings.items():
+        groups.setdefault(labels[q], []).append(precision_at_k(labels[q], [labels[r] for r in ranked], k))
+    return {c: {"p_at_10": float(np.mean(v)), "n": len(v)} for c, v in sorted(groups.items(), key=lambda kv: -len(kv[1]))}
+
+
+# -- data ----------------------------------------------------------------------------------
+@dataclass
+class Universe:
+    """The papers that carry categories, with everything the methods need (row = position)."""
+
+    ids: list[str]
+    titles: list[str]
+    texts: list[str]
+    labels: list[str]  # primary category
+    sets: list[frozenset]
+    words: list[list[str]]  # abstract words (the package's pipeline)
+    title_words: list[list[str]]
+    doc_topics: np.ndarray  # (N, K) from the model
+    model_rows: np.ndarray  # row of each paper in the model's corpus
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, positions: np.ndarray) -> Universe:
+        take = lambda seq: [seq[i] for i in positions]  # noqa: E731
+        return Universe(take(self.ids), take(self.titles), take(self.texts), take(self.labels), take(self.sets),
+                        take(self.words), take(self.title_words), np.asarray(self.doc_topics)[positions],
+                        self.model_rows[positions])
+
+
+def cached(path: Path, build: Callable[[], Any]) -> Any:
+    """Pickle cache (build once, reuse across runs)."""
+    if path.is_file():
+        with open(path, "rb") as handle:
+            return pickle.load(handle)
+    value = build()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as handle:
+        pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)
+    return value
+
+
+def model_words(model: Any, corpus: Any, model_dir: Path | None, cache: bool = True) -> tuple[list[list[str]], list[list[str]]]:
+    """The corpus's abstract words and title words through the model's preprocessor (cached)."""
+    def build() -> tuple[list[list[str]], list[list[str]]]:
+        words = None
+        if model_dir is not None and Path(str(model_dir) + ".words.pkl").is_file():
+            with open(str(model_dir) + ".words.pkl", "rb") as handle:
+                words = pickle.load(handle)  # written by the training run: the exact training words
+            if len(words) != len(corpus):
+                words = None
+        if words is None:
+            words = model.preprocessor_.transform(corpus.texts, progress=True)
+        titles = model.preprocessor_.transform([d.title for d in corpus], progress=False)
+        return words, titles
+
+    if not cache or model_dir is None:
+        return build()
+    key = hashlib.sha256(f"{Path(model_dir).resolve()}|{corpus.content_hash()}".encode()).hexdigest()[:16]
+    return cached(CACHE / f"words-{key}.pkl", build)
+
+
+def build_universe(corpus: Any, model: Any, words: list[list[str]], title_words: list[list[str]]) -> Universe:
+    """Categorised papers of ``corpus``; ``model.doc_topics_`` rows follow the corpus rows (aligned by id)."""
+    doc_topics = np.asarray(model.doc_topics_)
+    if len(doc_topics) != len(corpus):
+        raise ValueError(f"the model has {len(doc_topics)} documents, the corpus {len(corpus)}: not the training corpus")
+    frame = corpus.frame
+    ids = frame["id"].tolist()
+    cats = frame["categories"].tolist()
+    titles = frame["title"].tolist()
+    texts = frame["text"].tolist()
+    rows = [i for i, c in enumerate(cats) if c.strip()]
+    return Universe(
+        ids=[ids[i] for i in rows], titles=[titles[i] for i in rows], texts=[texts[i] for i in rows],
+        labels=[primary_category(cats[i]) for i in rows], sets=[frozenset(cats[i].split()) for i in rows],
+        words=[words[i] for i in rows], title_words=[title_words[i] for i in rows],
+        doc_topics=doc_topics[rows], model_rows=np.asarray(rows, dtype=np.int64),
+    )
+
+
+@dataclass
+class Splits:
+    eval: np.ndarray
+    dev: np.ndarray
+    minority: np.ndarray
+    minority_tune: np.ndarray
+    minority_heldout: np.ndarray
+
+
+def make_splits(universe: Universe, n_eval: int = 1000, n_dev: int = 2000, seed: int = 0) -> Splits:
+    """Seeded evaluation queries and disjoint dev queries; minority-primary papers.
+
+    ``minority`` is every minority-primary paper (what the bar is measured on);
+    ``minority_tune`` is a seeded half of those that are not evaluation queries (used
+    for tuning only when ``n_dev > 0``), ``minority_heldout`` the rest.
+    """
+    perm = np.random.default_rng(seed).permutation(len(universe))
+    n_eval = min(n_eval, len(universe))
+    ev = np.sort(perm[:n_eval])
+    dev = np.sort(perm[n_eval : n_eval + n_dev])
+    minority = np.array([i for i, label in enumerate(universe.labels) if is_minority(label)], dtype=np.int64)
+    eval_set = set(ev.tolist())
+    candidates = np.array([i for i in minority if i not in eval_set], dtype=np.int64)
+    tune_part = np.sort(np.random.default_rng(seed + 5).permutation(candidates)[: len(candidates) // 2]) if n_dev else np.zeros(0, dtype=np.int64)
+    tuned = set(tune_part.tolist())
+    return Splits(ev, dev, minority, tune_part, np.array([i for i in minority if i not in tuned], dtype=np.int64))
+
+
+# -- methods -------------------------------------------------------------------------------
+def _top_dense(scores: np.ndarray, k: int, exclude: int) -> list[int]:
+    scores = scores.astype(np.float64, copy=True)
+    scores[exclude] = -np.inf
+    k = min(k, len(scores) - 1)
+    top = np.argpartition(-scores, k - 1)[:k]
+    return top[np.lexsort((top, -scores[top]))].tolist()
+
+
+class Method:
+    """A ranking method over a universe: ``rank(positions) -> {q: [positions]}`` and ``time_text(q)``."""
+
+    name = "?"
+
+    def rank(self, queries: Sequence[int], k: int = K) -> dict[int, list[int]]:
+        raise NotImplementedError
+
+    def time_query(self, q: int) -> float:
+        """Seconds for one query from the paper's text to its ranked top-k."""
+        raise NotImplementedError
+
+
+class TfidfReference(Method):
+    name = "tfidf-ref"
+
+    def __init__(self, universe: Universe) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.texts = [f"{t}. {a}" for t, a in zip(universe.titles, universe.texts)]
+        self.vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=5, max_df=0.1, dtype=np.float32)
+        self.matrix = self.vectorizer.fit_transform(self.texts).tocsr()
+
+    def scores_of(self, rows: Sequence[int]) -> np.ndarray:
+        return np.asarray((self.matrix[list(rows)] @ self.matrix.T).toarray())
+
+    def rank(self, queries: Sequence[int], k: int = K) -> dict[int, list[int]]:
+        out = {}
+        queries = list(queries)
+        for start in range(0, len(queries), 256):
+            chunk = queries[start : start + 256]
+            block = self.scores_of(chunk)
+            for q, scores in zip(chunk, block):
+                out[q] = _top_dense(scores, k, q)
+        return out
+
+    def time_query(self, q: int) -> float:
+        t = time.perf_counter()
+        vector = self.vectorizer.transform([self.texts[q]])
+        scores = np.asarray((self.matrix @ vector.T).toarray()).ravel()
+        _top_dense(scores, K, q)
+        return time.perf_counter() - t
+
+
+class LdaMethod(Method):
+    def __init__(self, universe: Universe, model: Any, name: str = "lda") -> None:
+        from abstractor_widgets.index import SimilarityIndex
+
+        self.name = name
+        self.model = model
+        self.universe = universe
+        self.index = SimilarityIndex(universe.doc_topics, metric="hellinger")
+
+    def rank(self, queries: Sequence[int], k: int = K) -> dict[int, list[int]]:
+        out = {}
+        vectors = self.index.vectors_
+        for start in range(0, len(queries), 512):
+            chunk = list(queries[start : start + 512])
+            block = np.asarray(vectors[chunk] @ vectors.T)
+            for q, scores in zip(chunk, block):
+                out[q] = _top_dense(scores, k, q)
+        return out
+
+    def time_query(self, q: int) -> float:
+        t = time.perf_counter()
+        topics = self.model.document_topics(self.universe.texts[q])
+        self.index.query(topics, n=K, exclude_rows=(q,))
+        return time.perf_counter() - t
+
+
+class HybridReference(Method):
+    """TF-IDF reference top-100 re-ranked 50/50 with topic similarity (min-max normalised)."""
+
+    name = "hybrid-ref-50/50"
+
+    def __init__(self, tfidf: TfidfReference, lda: LdaMethod, pool: int = 100, weight: float = 0.5) -> None:
+        self.tfidf, self.lda, self.pool, self.weight = tfidf, lda, pool, weight
+
+    @staticmethod
+    def _minmax(x: np.ndarray) -> np.ndarray:
+        span = x.max() - x.min()
+        return (x - x.min()) / span if span > 0 else np.zeros_like(x)
+
+    def _rerank(self, q: int, scores: np.ndarray, topic_query: np.ndarray, k: int) -> list[int]:
+        cand = np.array(_top_dense(scores, self.pool, q))
+        topic = topic_similarity(topic_query, self.lda.index, cand)
+        fused = (1 - self.weight) * self._minmax(scores[cand]) + self.weight * self._minmax(topic)
+        return cand[np.lexsort((cand, -fused))][:k].tolist()
+
+    def rank(self, queries: Sequence[int], k: int = K) -> dict[int, list[int]]:
+        out = {}
+        queries = list(queries)
+        for start in range(0, len(queries), 256):
+            chunk = queries[start : start + 256]
+            for q, scores in zip(chunk, self.tfidf.scores_of(chunk)):
+                out[q] = self._rerank(q, scores, self.lda.universe.doc_topics[q], k)
+        return out
+
+    def time_query(self, q: int) -> float:
+        t = time.perf_counter()
+        vector = self.tfidf.vectorizer.transform([self.tfidf.texts[q]])
+        scores = np.asarray((self.tfidf.matrix @ vector.T).toarray()).ravel()
+        topics = self.lda.model.document_topics(self.lda.universe.texts[q])
+        self._rerank(q, scores, topics, K)
+        return time.perf_counter() - t
+
+
+def fit_lexical(universe: Universe, **params: Any) -> LexicalIndex:
+    """Our lexical index over a universe (title words counted ``title_weight`` times)."""
+    lexical = LexicalIndex(**params)
+    docs = [document_words(t, w, lexical.title_weight) for t, w in zip(universe.title_words, universe.words)]
+    return lexical.fit(docs)
+
+
+class LexicalMethod(Method):
+    def __init__(self, universe: Universe, model: Any, lexical: LexicalIndex, name: str = "lexical") -> None:
+        self.name, self.universe, self.model, self.lexical = name, universe, model, lexical
+
+    def rank(self, queries: Sequence[int], k: int = K) -> dict[int, list[int]]:
+        return {q: self.lexical.top(self.lexical.row(q), k, exclude_rows=(q,))[0].tolist() for q in queries}
+
+    def time_query(self, q: int) -> float:
+        u = self.universe
+        t = time.perf_counter()
+        pre = self.model.preprocessor_
+        words = document_words(pre.words(u.titles[q]), pre.words(u.texts[q]), self.lexical.title_weight)
+        self.lexical.top(self.lexical.transform_query(words), K, exclude_rows=(q,))
+        return time.perf_counter() - t
+
+
+class HybridMethod(Method):
+    def __init__(self, universe: Universe, model: Any, lexical: LexicalIndex, lda: LdaMethod,
+                 params: HybridParams = DEFAULT_PARAMS, name: str = "hybrid") -> None:
+        self.name, self.universe, self.model, self.lexical, self.lda, self.params = name, universe, model, lexical, lda, params
+
+    def rank(self, queries: Sequence[int], k: int = K) -> dict[int, list[int]]:
+        u = self.universe
+        return {
+            q: [r for r, _ in hybrid_rank(u.doc_topics[q], self.lexical.row(q), self.lda.index, self.lexical, k,
+                                          exclude_rows=(q,), params=self.params)]
+            for q in queries
+        }
+
+    def time_query(self, q: int) -> float:
+        u = self.universe
+        t = time.perf_counter()
+        pre = self.model.preprocessor_
+        topics = self.model.document_topics(u.texts[q])
+        words = document_words(pre.words(u.titles[q]), pre.words(u.texts[q]), self.lexical.title_weight)
+        hybrid_rank(topics, self.lexical.transform_query(words), self.lda.index, self.lexical, K,
+                    exclude_rows=(q,), params=self.params)
+        return time.perf_counter() - t
+
+
+# -- evaluation ----------------------------------------------------------------------------
+def evaluate(method: Method, universe: Universe, queries: np.ndarray, minority: np.ndarray | None,
+             timing_queries: int = 200, minority_heldout: np.ndarray | None = None) -> dict[str, Any]:
+    """All metrics of one method on one universe."""
+    t = time.perf_counter()
+    ranked = method.rank(queries.tolist())
+    result: dict[str, Any] = summarize(ranked, universe.labels, universe.sets)
+    result["per_category"] = {c: v for c, v in list(per_category(ranked, universe.labels).items())[:8]}
+    if minority is not None and len(minority):
+        extra = [int(q) for q in minority if int(q) not in ranked]
+        ranked.update(method.rank(extra))
+        m = summarize({int(q): ranked[int(q)] for q in minority}, universe.labels, universe.sets)
+        result["minority_p_at_10"] = m["p_at_10"]
+        result["minority_jaccard"] = m["jaccard"]
+        result["minority_n"] = m["n_queries"]
+        if minority_heldout is not None and len(minority_heldout):
+            result["minority_heldout_p_at_10"] = summarize(
+                {int(q): ranked[int(q)] for q in minority_heldout}, universe.labels, universe.sets)["p_at_10"]
+    result["rank_seconds"] = round(time.perf_counter() - t, 2)
+    if timing_queries:
+        for q in queries[:10]:
+            method.time_query(int(q))  # warm up caches
+        times = [method.time_query(int(q)) * 1000 for q in queries[:timing_queries]]
+        result["query_ms_p50"] = round(statistics.median(times), 3)
+        result["query_ms_p90"] = round(float(np.percentile(times, 90)), 3)
+    return result
+
+
+def chance(universe: Universe, queries: np.ndarray, minority: np.ndarray) -> dict[str, float]:
+    return {
+        "p_at_10": chance_precision(universe.labels, queries),
+        "jaccard": chance_jaccard(universe.sets, queries),
+        "minority_p_at_10": chance_precision(universe.labels, minority) if len(minority) else float("nan"),
+    }
+
+
+def end_to_end(abstractor: Any, lexical: LexicalIndex, texts: Sequence[str], params: HybridParams, n: int = 5) -> dict[str, float]:
+    """Latency of what ``Abstractor.analyze(text, n=5)`` will do with the hybrid wired in.
+
+    colorize (one LDA inference with per-word topics) + lexical query + hybrid re-rank +
+    building ``n`` hits with shared topics and shared terms, on the full artifact.
+    """
+    model, index, documents = abstractor.model, abstractor.index, abstractor.documents
+    pre = model.preprocessor_
+    stage: dict[str, list[float]] = {"analyze": [], "words": [], "lexical_query": [], "rank": [], "hits": [], "total": []}
+
+    def once(text: str, record: bool) -> None:
+        t0 = time.perf_counter()
+        doc, spans, known = model.analyze(text)
+        t1 = time.perf_counter()
+        words = pre.words(text)
+        t2 = time.perf_counter()
+        q = lexical.transform_query(words)
+        t3 = time.perf_counter()
+        ranked = hybrid_rank(doc, q, index, lexical, n, params=params)
+        t4 = time.perf_counter()
+        hits = [abstractor._hit(r, s, doc) for r, s in ranked]
+        for hit, (r, _) in zip(hits, ranked):
+            hit["shared_terms"] = lexical.shared_terms(q, r, k=5)
+        t5 = time.perf_counter()
+        if record:
+            for name, value in zip(stage, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t5 - t0)):
+                stage[name].append(value * 1000)
+
+    for text in texts[:10]:
+        once(text, False)
+    for text in texts:
+        once(text, True)
+    return {f"{name}_ms_p50": round(statistics.median(v), 3) for name, v in stage.items()} | {
+        "total_ms_p90": round(float(np.percentile(stage["total"], 90)), 3), "n_texts": len(texts)}
+
+
+# -- tuning --------------------------------------------------------------------------------
+def tune(universe: Universe, lda: LdaMethod, dev: np.ndarray, dev_minority: np.ndarray,
+         grid: dict[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Grid search on dev queries with the production code (:func:`candidate_signals`, :func:`fuse`).
+
+    Signals are computed once per query and lexical setting (largest pool), then fused for
+    every setting; a smaller pool is the prefix of the largest one.
+    """
+    rows_out = []
+    big_pool = max(grid["pool"])
+    queries = np.concatenate([dev, dev_minority]).astype(np.int64)
+    n_dev = len(dev)
+    labels = np.asarray(universe.labels)
+    for lex_params in grid["lexical"]:
+        t = time.perf_counter()
+        lexical = fit_lexical(universe, **lex_params)
+        base = [candidate_signals(universe.doc_topics[q], lexical.row(q), lda.index, lexical, big_pool, (q,), 0)
+                for q in queries.tolist()]
+        signals = {k: [{**sig, **feedback_signals(lda.index, lexical, sig["rows"], k)} for sig in base]
+                   for k in grid["feedback_docs"]}
+        logger.info("lexical %s: signals in %.1fs", lex_params, time.perf_counter() - t)
+        for pool in grid["pool"]:
+            for fd in grid["feedback_docs"]:
+                cut = [{name: v[:pool] for name, v in sig.items()} for sig in signals[fd]]
+                for fw in (grid["feedback_weight"] if fd > 0 else [0.0]):
+                    for tw in grid["topic_weight"]:
+                        for sw in (grid["semantic_weight"] if lexical.has_semantic else [0.0]):
+                            if tw + sw > 1.0 + 1e-9:
+                                continue
+                            params = HybridParams(pool=pool, topic_weight=tw, semantic_weight=sw, feedback_docs=fd, feedback_weight=fw)
+                            p = np.empty(len(queries))
+                            for i, (q, sig) in enumerate(zip(queries.tolist(), cut)):
+                                r = sig["rows"]
+                                score = fuse(sig, params, lexical.has_semantic)
+                                top = r[np.lexsort((r, -score))][:K]
+                                p[i] = (labels[top] == labels[q]).sum() / K
+                            rows_out.append({"lexical": lex_params, **params.to_dict(), "dev_p_at_10": float(p[:n_dev].mean()),
+                                             "dev_minority_p_at_10": float(p[n_dev:].mean()) if len(p) > n_dev else float("nan")})
+    return rows_out
+
+
+def select(tuning: list[dict[str, Any]]) -> dict[str, Any]:
+    """The setting with the best dev P@10 + minority-tune P@10 (both bars count)."""
+    return max(tuning, key=lambda r: r["dev_p_at_10"] + (0.0 if np.isnan(r["dev_minority_p_at_10"]) else r["dev_minority_p_at_10"]))
+
+
+# -- running -------------------------------------------------------------------------------
+def load_model(model_dir: Path, corpus: Any, n_topics: int, train_if_missing: bool, passes: int = 5) -> tuple[Any, Any]:
+    """(Abstractor, model dir) — trains and saves the model (and its words) when missing."""
+    from abstractor_widgets import Abstractor
+
+    if not (model_dir / "manifest.json").is_file():
+        if not train_if_missing:
+            raise SystemExit(f"{model_dir}: no model; run without --no-train to train one")
+        from abstractor_widgets.index import SimilarityIndex
+        from abstractor_widgets.model import TopicModel
+        from abstractor_widgets.store import save_artifacts
+
+        logger.info("training K=%d on %d documents into %s", n_topics, len(corpus), model_dir)
+        model = TopicModel(n_topics, passes=passes, progress=True).fit(corpus.texts)
+        save_artifacts(model_dir, model, SimilarityIndex(model.doc_topics_), corpus,
+                       corpus_info={"name": corpus.name, "size": len(corpus), "sha256": corpus.content_hash()})
+        with open(str(model_dir) + ".words.pkl", "wb") as handle:
+            pickle.dump(model.training_words_, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    return Abstractor.load(model_dir), model_dir
+
+
+def run_universe(universe: Universe, model: Any, splits: Splits, params: HybridParams, lexical_params: dict[str, Any],
+                 timing_queries: int, lda_name: str = "lda", reference: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Evaluate every method on one universe: ``({method: metrics}, objects)``."""
+    out: dict[str, Any] = {}
+    lda = LdaMethod(universe, model, name=lda_name)
+    t = time.perf_counter()
+    lexical = fit_lexical(universe, **lexical_params)
+    logger.info("lexical index: %s in %.1fs", lexical, time.perf_counter() - t)
+    methods: list[Method] = []
+    tfidf = None
+    if reference:
+        t = time.perf_counter()
+        tfidf = TfidfReference(universe)
+        logger.info("tf-idf reference: %s in %.1fs", tfidf.matrix.shape, time.perf_counter() - t)
+        methods += [tfidf, HybridReference(tfidf, lda)]
+    methods += [lda, LexicalMethod(universe, model, lexical), HybridMethod(universe, model, lexical, lda, params)]
+    for method in methods:
+        logger.info("evaluating %s", method.name)
+        out[method.name] = evaluate(method, universe, splits.eval, splits.minority, timing_queries, splits.minority_heldout)
+        logger.info("%s: %s", method.name, {k: v for k, v in out[method.name].items() if k != "per_category"})
+    out["chance"] = chance(universe, splits.eval, splits.minority)
+    return out, {"lexical": lexical, "lda": lda, "tfidf": tfidf}
+
+
+def run(corpus: Any, abstractor: Any, *, model_dir: Path | None = None, n_eval: int = 1000, n_dev: int = 2000,
+        subset: int = 20_000, seed: int = 0, params: HybridParams = DEFAULT_PARAMS,
+        lexical_params: dict[str, Any] | None = None, timing_queries: int = 200, e2e_texts: int = 300,
+        cache: bool = True, do_tune: bool = False, tune_grid: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The whole evaluation on one corpus and one trained model (``abstractor`` over ``corpus``)."""
+    lexical_params = dict(lexical_params or DEFAULT_LEXICAL)
+    model = abstractor.model
+    t = time.perf_counter()
+    words, title_words = model_words(model, corpus, model_dir, cache=cache)
+    universe = build_universe(corpus, model, words, title_words)
+    logger.info("universe: %d categorised papers of %d (%.1fs)", len(universe), len(corpus), time.perf_counter() - t)
+    splits = make_splits(universe, n_eval, n_dev, seed)
+    report: dict[str, Any] = {
+        "corpus": {"name": corpus.name, "documents": len(corpus), "categorised": len(universe)},
+        "model": {"n_topics": int(model.n_topics), "dir": str(model_dir) if model_dir else None},
+        "queries": {"eval": len(splits.eval), "dev": len(splits.dev), "minority": len(splits.minority), "seed": seed},
+        "hybrid_params": params.to_dict(), "lexical_params": lexical_params,
+        "environment": {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count()},
+    }
+    if do_tune:
+        grid = tune_grid or DEFAULT_TUNE_GRID
+        lda = LdaMethod(universe, model)
+        logger.info("tuning on %d dev queries and %d minority-tune queries", len(splits.dev), len(splits.minority_tune))
+        report["tuning"] = tune(universe, lda, splits.dev, splits.minority_tune, grid)
+        report["selected"] = select(report["tuning"])
+        return report
+    report["full"], objects = run_universe(universe, model, splits, params, lexical_params, timing_queries)
+    if subset and subset < len(universe):
+        positions = np.sort(np.random.default_rng(seed + 1).choice(len(universe), size=subset, replace=False))
+        sub = universe.subset(positions)
+        sub_splits = make_splits(sub, n_eval, 0, seed)
+        report["subset"], _ = run_universe(sub, model, sub_splits, params, lexical_params, timing_queries=0)
+        report["subset"]["size"] = subset
+    if e2e_texts:
+        # the product's configuration: a lexical index over the whole corpus, saved, memory-mapped
+        import tempfile
+
+        full_words = [document_words(t, w, lexical_params.get("title_weight", 0.0)) for t, w in zip(title_words, words)]
+        lexical = LexicalIndex(**lexical_params).fit(full_words)
+        with tempfile.TemporaryDirectory() as tmp:
+            names = lexical.save(tmp)
+            size = sum((Path(tmp) / name).stat().st_size for name in names)
+            loaded = LexicalIndex.load(tmp, mmap=True)
+            texts = [universe.texts[q] for q in splits.eval[:e2e_texts]]
+            report["end_to_end"] = end_to_end(abstractor, loaded, texts, params)
+            report["end_to_end"]["lexical_files_mb"] = round(size / 2**20, 1)
+            report["end_to_end"]["lexical_index"] = repr(loaded)
+            del loaded
+    return report
+
+
+#: The lexical index the product builds (``LexicalIndex`` defaults + title words counted once).
+DEFAULT_LEXICAL: dict[str, Any] = {"scheme": "bm25", "min_df": 2, "max_df": 0.5, "k1": 1.2, "b": 0.75,
+                                   "max_query_terms": 40, "n_components": 128, "title_weight": 1.0}
+DEFAULT_TUNE_GRID: dict[str, Any] = {
+    "lexical": [DEFAULT_LEXICAL, {**DEFAULT_LEXICAL, "title_weight": 0.0}, {**DEFAULT_LEXICAL, "scheme": "tfidf"},
+                {**DEFAULT_LEXICAL, "n_components": 0}],
+    "pool": [100, 200, 400],
+    "topic_weight": [0.0, 0.1, 0.2, 0.3, 0.4],
+    "semantic_weight": [0.0, 0.2, 0.3, 0.4, 0.5, 0.6],
+    "feedback_docs": [0, 5, 10, 20],
+    "feedback_weight": [0.25, 0.5, 0.75],
+}
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """A Markdown table of the results."""
+    full, sub = report.get("full", {}), report.get("subset", {})
+    lines = ["| method | P@10 | Jaccard | minority P@10 | P@10 subset | minority P@10 subset | query p50 ms |",
+             "|---|---|---|---|---|---|---|"]
+    for name, res in full.items():
+        if name == "chance":
+            continue
+        s = sub.get(name, {})
+        lines.append(f"| {name} | {res['p_at_10']:.3f} | {res['jaccard']:.3f} | {res.get('minority_p_at_10', float('nan')):.3f} | "
+                     f"{s.get('p_at_10', float('nan')):.3f} | {s.get('minority_p_at_10', float('nan')):.3f} | "
+                     f"{res.get('query_ms_p50', float('nan')):.2f} |")
+    if "chance" in full:
+        c, cs = full["chance"], sub.get("chance", {})
+        lines.append(f"| chance | {c['p_at_10']:.3f} | {c['jaccard']:.3f} | {c['minority_p_at_10']:.3f} | "
+                     f"{cs.get('p_at_10', float('nan')):.3f} | {cs.get('minority_p_at_10', float('nan')):.3f} | — |")
+    if "end_to_end" in report:
+        e = report["end_to_end"]
+        lines.append("")
+        lines.append(f"end to end (colorize + top-5 hybrid + hits): p50 {e['total_ms_p50']:.2f} ms, p90 {e['total_ms_p90']:.2f} ms "
+                     f"(analyze {e['analyze_ms_p50']:.2f}, words {e['words_ms_p50']:.2f}, lexical query {e['lexical_query_ms_p50']:.2f}, "
+                     f"rank {e['rank_ms_p50']:.2f}, hits {e['hits_ms_p50']:.2f}); lexical files {e['lexical_files_mb']} MB")
+    return "\n".join(lines)
+
+
+def quick_corpus(n_docs: int = 3000) -> Any:
+    """An evenly spaced slice of ``n_docs`` papers of the shared corpus (every k-th row, all years and sources)."""
+    from abstractor_widgets.corpus import Corpus, default_corpus_path
+
+    path = default_corpus_path()
+    import pandas as pd
+
+    if path is not None and path.is_file():
+        frame = pd.read_parquet(path)
+        step = max(1, len(frame) // n_docs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Corpus.from_frame(frame.iloc[::step].iloc[:n_docs], name=f"{path.name}[::{step}]")
+    raise SystemExit("--quick needs the shared corpus (../shared/data); tests use a synthetic corpus instead")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=None, help="corpus file (default: the shared corpus)")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="artifact directory (trained when missing)")
+    parser.add_argument("--topics", type=int, default=20, help="K when the model must be trained")
+    parser.add_argument("--no-train", action="store_true", help="fail instead of training a missing model")
+    parser.add_argument("--quick", action="store_true", help="small slice (CI, < 60 s)")
+    parser.add_argument("--tune", action="store_true", help="grid search on the dev split")
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--subset", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    warnings.simplefilter("ignore")
+    from abstractor_widgets import Abstractor
+    from abstractor_widgets.corpus import load_corpus
+
+    start = time.perf_counter()
+    if args.quick:
+        import tempfile
+
+        corpus = quick_corpus(3000)
+        with tempfile.TemporaryDirectory() as tmp:
+            abstractor = Abstractor.train(corpus, 12, out=Path(tmp) / "model", passes=3, progress=False, random_state=0)
+            report = run(corpus, abstractor, n_eval=300, n_dev=0, subset=1500, timing_queries=50, e2e_texts=50, cache=False)
+        out = args.out or RESULTS / "relevance_quick.json"
+    else:
+        corpus = load_corpus(args.corpus)
+        abstractor, model_dir = load_model(args.model, corpus, args.topics, not args.no_train)
+        report = run(corpus, abstractor, model_dir=model_dir, n_eval=args.queries, subset=args.subset, seed=args.seed,
+                     do_tune=args.tune)
+        out = args.out or RESULTS / ("relevance_tuning.json" if args.tune else "relevance.json")
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    if args.tune:
+        for row in sorted(report["tuning"], key=lambda r: -(r["dev_p_at_10"] + r["dev_minority_p_at_10"]))[:15]:
+            print({k: v for k, v in row.items() if k != "lexical"})
+        print("selected:", report["selected"])
+    else:
+        print(format_table(report))
+    print(f"wrote {out} ({report['seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

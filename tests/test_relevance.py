@@ -1,0 +1,287 @@
+"""Hybrid ranking and the relevance harness (benchmarks/relevance.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from abstractor_widgets.index import SimilarityIndex
+from abstractor_widgets.lexical import LexicalIndex
+from abstractor_widgets.ranking import (
+    DEFAULT_PARAMS,
+    METHODS,
+    HybridParams,
+    candidate_signals,
+    fuse,
+    hybrid_rank,
+    rank,
+    topic_similarity,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_harness():
+    spec = importlib.util.spec_from_file_location("relevance_harness", ROOT / "benchmarks" / "relevance.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+harness = _load_harness()
+
+
+# -- hybrid ranking ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def toy():
+    """Six documents: two topics, words that overlap within a topic."""
+    words = [
+        ["graph", "node", "edge", "network"],
+        ["graph", "node", "kernel"],
+        ["graph", "edge", "spectral"],
+        ["image", "pixel", "network"],
+        ["image", "pixel", "segmentation"],
+        ["protein", "cell"],
+    ]
+    topics = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.2, 0.8], [0.1, 0.9], [0.5, 0.5]], dtype=np.float32)
+    lexical = LexicalIndex(min_df=1, max_df=1.0, n_components=3).fit(words)
+    return words, topics, lexical, SimilarityIndex(topics)
+
+
+def test_hybrid_scores_sorted_in_unit_interval(toy):
+    words, topics, lexical, index = toy
+    flat = LexicalIndex(min_df=1, max_df=1.0, n_components=0).fit(words)
+    for params, lex in itertools.product(
+        (DEFAULT_PARAMS, HybridParams(pool=2, topic_weight=0.0, semantic_weight=0.0), HybridParams(topic_weight=1.0, semantic_weight=0.0),
+         HybridParams(semantic_weight=1.0, topic_weight=0.0), HybridParams(feedback_docs=2, feedback_weight=1.0),
+         HybridParams(feedback_docs=0)),
+        (lexical, flat),
+    ):
+        for q in range(len(words)):
+            ranked = hybrid_rank(topics[q], lex.row(q), index, lex, 4, exclude_rows=(q,), params=params)
+            scores = [s for _, s in ranked]
+            assert all(0.0 <= s <= 1.0 for s in scores)
+            assert scores == sorted(scores, reverse=True)
+            assert q not in [r for r, _ in ranked]
+            assert len({r for r, _ in ranked}) == len(ranked) == 4  # topic ranking fills up to n
+
+
+def test_hybrid_combines_signals(toy):
+    words, topics, lexical, index = toy
+    ranked = hybrid_rank(topics[0], lexical.row(0), index, lexical, 2, exclude_rows=(0,))
+    assert {r for r, _ in ranked} == {1, 2}
+    # with only the lexical signal, the score is the lexical score
+    only_lexical = HybridParams(topic_weight=0.0, semantic_weight=0.0)
+    ranked = hybrid_rank(topics[0], lexical.row(0), index, lexical, 1, exclude_rows=(0,), params=only_lexical)
+    assert ranked[0][1] == pytest.approx(float(lexical.scores(lexical.row(0))[ranked[0][0]]), rel=1e-5)
+    # with only the topic signal, the score is the Hellinger similarity
+    only_topic = HybridParams(topic_weight=1.0, semantic_weight=0.0, feedback_docs=0)
+    ranked = hybrid_rank(topics[0], lexical.row(0), index, lexical, 1, exclude_rows=(0,), params=only_topic)
+    expected = index.query(topics[0], n=1, exclude_rows=(0,))[0]
+    assert ranked[0][0] == expected[0] and ranked[0][1] == pytest.approx(expected[1], rel=1e-5)
+    # with only the semantic signal, the score is the cosine of the semantic vectors
+    only_semantic = HybridParams(topic_weight=0.0, semantic_weight=1.0, feedback_docs=0)
+    row, score = hybrid_rank(topics[0], lexical.row(0), index, lexical, 1, exclude_rows=(0,), params=only_semantic)[0]
+    assert score == pytest.approx(max(0.0, float(lexical.vectors_[row] @ lexical.embed(lexical.row(0)))), abs=1e-5)
+
+
+def test_hybrid_fallbacks(toy):
+    words, topics, lexical, index = toy
+    no_words = lexical.transform_query(["unknown"])
+    ranked = hybrid_rank(topics[3], no_words, index, lexical, 3)
+    assert [r for r, _ in ranked] == [r for r, _ in index.query(topics[3], n=3)]  # topics only
+    assert hybrid_rank(np.zeros(2), no_words, index, lexical, 3) == []  # nothing to go on
+    assert hybrid_rank(topics[0], lexical.row(0), index, lexical, 0) == []
+    everything = hybrid_rank(topics[0], lexical.row(0), index, lexical, 100, exclude_rows=(0,))
+    assert len(everything) == len(words) - 1
+    with pytest.raises(ValueError):
+        hybrid_rank(topics[0], lexical.row(0), SimilarityIndex(topics[:3]), lexical, 3)
+    with pytest.raises(TypeError):
+        hybrid_rank(topics[0], lexical.row(0), index, lexical, "3")
+
+
+def test_rank_dispatch(toy):
+    words, topics, lexical, index = toy
+    assert set(METHODS) == {"hybrid", "lexical", "lda"}
+    lda = rank("lda", topics[0], None, index, None, 3, exclude_rows=(0,))
+    assert lda == index.query(topics[0], n=3, exclude_rows=(0,))
+    lex = rank("lexical", topics[0], lexical.row(0), index, lexical, 3, exclude_rows=(0,))
+    assert [r for r, _ in lex] == lexical.top(lexical.row(0), 3, exclude_rows=(0,))[0].tolist()
+    assert rank("hybrid", topics[0], lexical.row(0), index, lexical, 3) == hybrid_rank(topics[0], lexical.row(0), index, lexical, 3)
+    with pytest.raises(ValueError, match="method"):
+        rank("bm25", topics[0], None, index, None, 3)
+    with pytest.raises(ValueError, match="lexical index"):
+        rank("hybrid", topics[0], None, index, None, 3)
+
+
+def test_params_validation_and_fuse():
+    with pytest.raises(ValueError):
+        HybridParams(pool=0)
+    with pytest.raises(ValueError):
+        HybridParams(topic_weight=1.5)
+    with pytest.raises(ValueError):
+        HybridParams(feedback_docs=-1)
+    with pytest.raises(ValueError):
+        HybridParams(feedback_weight=-0.1)
+    with pytest.raises(ValueError):
+        HybridParams(topic_weight=0.6, semantic_weight=0.6)
+    assert HybridParams().with_(pool=7).pool == 7
+    assert set(DEFAULT_PARAMS.to_dict()) == {"pool", "topic_weight", "semantic_weight", "feedback_docs", "feedback_weight"}
+    assert DEFAULT_PARAMS.lexical_weight == pytest.approx(1 - DEFAULT_PARAMS.topic_weight - DEFAULT_PARAMS.semantic_weight)
+    params = HybridParams(topic_weight=0.25, semantic_weight=0.25, feedback_docs=2, feedback_weight=0.5)
+    signals = {"lexical": np.array([1.0, 0.0]), "topic": np.array([0.0, 1.0]), "topic_feedback": np.array([1.0, 1.0]),
+               "semantic": np.array([0.5, 0.0]), "semantic_feedback": np.array([0.5, 1.0])}
+    np.testing.assert_allclose(fuse(signals, params), [0.5 + 0.25 * 0.5 + 0.25 * 0.5, 0.25 + 0.25 * 0.5])
+    # without semantic vectors their weight goes to the lexical signal
+    np.testing.assert_allclose(fuse(signals, params, has_semantic=False), [0.75 + 0.25 * 0.5, 0.25])
+    # no feedback documents: the feedback signals are ignored
+    np.testing.assert_allclose(fuse(signals, params.with_(feedback_docs=0)), [0.5 + 0.125, 0.25])
+
+
+def test_candidate_signals(toy):
+    words, topics, lexical, index = toy
+    sig = candidate_signals(topics[0], lexical.row(0), index, lexical, pool=10, exclude_rows=(0,), feedback_docs=2)
+    rows = sig["rows"]
+    assert 0 not in rows.tolist() and len(rows) == 3  # the documents sharing a word with document 0
+    for name in ("lexical", "topic", "semantic", "topic_feedback", "semantic_feedback"):
+        assert sig[name].shape == rows.shape and np.all((sig[name] >= 0) & (sig[name] <= 1))
+    np.testing.assert_allclose(sig["topic"], index.scores(topics[0])[rows], rtol=1e-5)
+    centroid = topics[rows[:2]].mean(axis=0)
+    np.testing.assert_allclose(sig["topic_feedback"], index.scores(centroid)[rows], rtol=1e-4)
+
+
+def test_topic_similarity_matches_index(toy):
+    _, topics, _, index = toy
+    rows = np.array([1, 4])
+    expected = index.scores(topics[0])[rows]
+    np.testing.assert_allclose(topic_similarity(topics[0], index, rows), expected, rtol=1e-5)
+
+
+# -- harness metrics -----------------------------------------------------------------------
+def test_precision_at_k():
+    assert harness.precision_at_k("cs.CV", ["cs.CV"] * 10) == 1.0
+    assert harness.precision_at_k("cs.CV", ["cs.CV", "cs.LG"] * 5) == 0.5
+    assert harness.precision_at_k("cs.CV", ["cs.CV"] * 3) == 0.3  # missing neighbours are misses
+    assert harness.precision_at_k("cs.CV", ["cs.CV"] * 12 + ["x"]) == 1.0  # only the first k count
+    assert harness.precision_at_k("a", ["a", "b", "a"], k=2) == 0.5
+    with pytest.raises(ValueError):
+        harness.precision_at_k("a", [], k=0)
+
+
+def test_jaccard():
+    a, b = frozenset({"cs.CV", "cs.LG"}), frozenset({"cs.LG", "stat.ML", "cs.AI"})
+    assert harness.jaccard(a, b) == pytest.approx(1 / 4)
+    assert harness.jaccard(a, a) == 1.0
+    assert harness.jaccard(frozenset(), frozenset()) == 0.0
+    assert harness.mean_jaccard(a, [a, b], k=2) == pytest.approx((1 + 0.25) / 2)
+    assert harness.mean_jaccard(a, [a], k=4) == pytest.approx(0.25)
+
+
+def test_chance_baselines():
+    labels = ["a", "a", "a", "b"]
+    # query 0 (a): 2 of the 3 others are a; query 3 (b): none
+    assert harness.chance_precision(labels, [0]) == pytest.approx(2 / 3)
+    assert harness.chance_precision(labels, [0, 3]) == pytest.approx(1 / 3)
+    sets = [frozenset({"a"}), frozenset({"a", "b"}), frozenset({"b"})]
+    assert harness.chance_jaccard(sets, [0]) == pytest.approx((0.5 + 0.0) / 2)
+    # exact chance = mean over all rankings: brute force on a random toy
+    rng = np.random.default_rng(0)
+    labels = [str(x) for x in rng.integers(0, 3, size=30)]
+    brute = np.mean([np.mean([labels[j] == labels[q] for j in range(30) if j != q]) for q in range(30)])
+    assert harness.chance_precision(labels, list(range(30))) == pytest.approx(brute)
+
+
+def test_summarize_and_primary():
+    labels = ["a", "a", "b", "b"]
+    sets = [frozenset({"a"}), frozenset({"a", "x"}), frozenset({"b"}), frozenset({"b"})]
+    out = harness.summarize({0: [1, 2], 2: [3, 0]}, labels, sets, k=2)
+    assert out["p_at_10"] == pytest.approx(0.5) and out["n_queries"] == 2
+    assert out["jaccard"] == pytest.approx(((0.5 + 0) / 2 + (1 + 0) / 2) / 2)
+    assert harness.per_category({0: [1, 2], 2: [3, 0]}, labels, k=2) == {"a": {"p_at_10": 0.5, "n": 1}, "b": {"p_at_10": 0.5, "n": 1}}
+    assert harness.primary_category("cs.RO cs.LG") == "cs.RO" and harness.primary_category("") == ""
+    assert harness.is_minority("cs.RO") and not harness.is_minority("cs.LG") and not harness.is_minority("")
+
+
+# -- the harness end to end ----------------------------------------------------------------
+def _check_report(report):
+    full = report["full"]
+    for name in ("tfidf-ref", "hybrid-ref-50/50", "lda", "lexical", "hybrid"):
+        res = full[name]
+        assert 0.0 <= res["p_at_10"] <= 1.0 and 0.0 <= res["jaccard"] <= 1.0
+        assert res["n_queries"] == report["queries"]["eval"]
+        assert res["query_ms_p50"] > 0
+    assert 0.0 <= full["chance"]["p_at_10"] <= 1.0
+    assert report["end_to_end"]["total_ms_p50"] > 0
+    assert "| hybrid |" in harness.format_table(report)
+
+
+def test_harness_on_synthetic_corpus(synthetic_corpus, synthetic_abstractor):
+    report = harness.run(synthetic_corpus, synthetic_abstractor, n_eval=60, n_dev=0, subset=120, timing_queries=5,
+                         e2e_texts=5, cache=False, lexical_params={"min_df": 2, "max_df": 0.9, "title_weight": 0.0, "n_components": 4})
+    _check_report(report)
+    # four well separated synthetic topics: every method beats chance by far
+    chance = report["full"]["chance"]["p_at_10"]
+    for name in ("lda", "lexical", "hybrid"):
+        assert report["full"][name]["p_at_10"] > chance + 0.3
+    assert report["subset"]["hybrid"]["n_queries"] == 60
+    assert report["full"]["hybrid"]["minority_n"] == 120  # cs.RO and q-bio.BM papers
+
+
+def test_harness_tuning_on_synthetic_corpus(synthetic_corpus, synthetic_abstractor):
+    grid = {"lexical": [{"min_df": 2, "max_df": 0.9, "title_weight": 0.0, "n_components": 4}], "pool": [10, 20],
+            "topic_weight": [0.0, 0.5], "semantic_weight": [0.0, 0.5], "feedback_docs": [0, 3], "feedback_weight": [0.5]}
+    report = harness.run(synthetic_corpus, synthetic_abstractor, n_eval=40, n_dev=60, cache=False, do_tune=True, tune_grid=grid)
+    rows = report["tuning"]
+    assert len(rows) == 2 * 2 * 2 * 2
+    assert report["selected"] in rows
+    assert all(0.0 <= r["dev_p_at_10"] <= 1.0 for r in rows)
+
+
+def test_harness_quick_on_shared_slice(shared_frame, shared_abstractor):
+    from abstractor_widgets.corpus import Corpus
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        corpus = Corpus.from_frame(shared_frame.iloc[: len(shared_abstractor)], name="shared-head")
+    report = harness.run(corpus, shared_abstractor, n_eval=150, n_dev=0, subset=1000, timing_queries=10, e2e_texts=10, cache=False)
+    _check_report(report)
+    full = report["full"]
+    assert full["hybrid"]["p_at_10"] > full["chance"]["p_at_10"] + 0.08
+    assert full["lexical"]["p_at_10"] > full["chance"]["p_at_10"] + 0.08
+
+
+def test_build_lexical_index_from_model(synthetic_corpus, synthetic_abstractor):
+    """What Abstractor.train / update do with the lexical index, on the synthetic model."""
+    from abstractor_widgets.lexical import build_lexical_index, display_term, words_for_update
+
+    ab = synthetic_abstractor
+    titles = [d.title for d in synthetic_corpus]
+    lexical = build_lexical_index(ab.model, titles, texts=synthetic_corpus.texts, n_components=8, min_df=2, max_df=0.9)
+    assert len(lexical) == len(ab) and lexical.title_weight == 1.0
+    with pytest.raises(ValueError):
+        build_lexical_index(ab.model, titles)  # a loaded model keeps no training words
+    text = synthetic_corpus[0].text
+    query = lexical.transform_query(ab.model.preprocessor_.words(text))
+    topics = ab.model.document_topics(text)
+    ranked = hybrid_rank(topics, query, ab.index, lexical, 5)
+    assert ranked[0][0] == 0  # the paper itself comes first for its own abstract
+    for row, score in ranked:
+        terms = [display_term(t) for t in lexical.shared_terms(query, row, k=5)]
+        assert 1 <= len(terms) <= 5 and all("_" not in t for t in terms)
+    # similar_to: the indexed paper's own row, itself excluded
+    ranked = rank("hybrid", ab.model.doc_topics_[3], lexical.row(3), ab.index, lexical, 5, exclude_rows=(3,))
+    assert 3 not in [r for r, _ in ranked] and len(ranked) == 5
+    # online update: new documents are appended with the same recipe
+    new = words_for_update(ab.model, lexical, ["A robot paper"], ["Robot grasping with a gripper and torque control."])
+    assert lexical.add(new).tolist() == [len(ab)]
+    query = lexical.transform_query(new[0])
+    assert lexical.scores(query)[len(ab)] == pytest.approx(1.0, rel=1e-5)  # the new text against itself
+    np.testing.assert_allclose(lexical.row(len(ab)).toarray(), query.toarray(), rtol=1e-6)
+    assert lexical.vectors_.shape[0] == len(ab) + 1
