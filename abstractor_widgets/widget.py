@@ -234,6 +234,16 @@ class AbstractorWidget(anywidget.AnyWidget):
         """The facade this widget shows."""
         return self._abstractor
 
+    def reload(self) -> None:
+        """Pick up the model as it is now on disk (e.g. after ``abstractor update``).
+
+        The text and n stay; topics, spans and similar papers are recomputed.
+        """
+        self._abstractor = self._abstractor.reload()
+        self._n_topics = int(self._abstractor.n_topics)
+        self.topics = self._topic_state()
+        self._update()
+
     # ------------------------------------------------------------------ validation
     @t.validate("text")
     def _validate_text(self, proposal: dict[str, Any]) -> str:
