@@ -534,7 +534,10 @@ class LexicalIndex:
         if meta.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{directory}: lexical index format {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
         mode = "r" if mmap else None
-        arrays = {name: np.load(directory / f"{PREFIX}{name}.npy", mmap_mode=mode, allow_pickle=False) for name in _ARRAYS}
+        # plain ndarray views of the memory maps: same shared pages, without np.memmap's
+        # per-slice overhead (a query slices dozens of posting lists)
+        arrays = {name: np.load(directory / f"{PREFIX}{name}.npy", mmap_mode=mode, allow_pickle=False).view(np.ndarray)
+                  for name in _ARRAYS}
         n_docs, n_terms = int(meta["n_documents"]), int(meta["n_terms"])
         nnz = len(arrays["data"])
         if (len(arrays["indptr"]) != n_docs + 1 or len(arrays["t_indptr"]) != n_terms + 1 or len(arrays["idf"]) != n_terms
