@@ -53,7 +53,6 @@ import os
 import re
 import ssl
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -67,6 +66,7 @@ from pathlib import Path
 from typing import Any
 
 from .corpus import CategoryFilter, Corpus, Document
+from .store import atomic_write_path
 
 logger = logging.getLogger(__name__)
 
@@ -287,57 +287,14 @@ def _check_date(value: str | None, name: str) -> str | None:
     return value
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename in ``directory`` durable (no-op where directories can't be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def _atomic_write_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success fsync it and rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
-
-
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    with _atomic_write_path(path) as tmp:
+    with atomic_write_path(path) as tmp:
         tmp.write_bytes(data)
 
 
 def _write_corpus(corpus: Corpus, out: Path) -> None:
-    """Write the corpus atomically, with ``store.atomic_write_path`` when available."""
-    try:
-        from . import store  # noqa: F401  (Corpus.to_parquet uses store.atomic_write_path)
-
-        has_store = hasattr(store, "atomic_write_path")
-    except ImportError:
-        has_store = False
-    if has_store:
-        corpus.to_parquet(out)
-    else:
-        with _atomic_write_path(out) as tmp:
-            corpus.frame.to_parquet(tmp, index=False)
+    """Write the corpus atomically (temporary file, fsync, rename)."""
+    corpus.to_parquet(out)
 
 
 def state_paths(out: str | os.PathLike[str]) -> tuple[Path, Path]:

@@ -455,20 +455,6 @@ def test_failed_final_write_leaves_no_corpus_and_resumes_without_requests(
     assert_no_state(out)
 
 
-def test_writes_atomically_without_store_module(
-    server: OAIServer, out: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import sys
-
-    import abstractor_widgets
-
-    monkeypatch.delattr(abstractor_widgets, "store", raising=False)
-    monkeypatch.setitem(sys.modules, "abstractor_widgets.store", None)  # import fails
-    run(server, out)
-    assert_complete(out)
-    assert sorted(p.name for p in out.parent.iterdir()) == ["corpus.parquet"]
-
-
 def test_merge_later_datestamp_wins_and_keeps_first_position() -> None:
     def rec(doc_id: str, datestamp: str, title: str = "t", **extra) -> dict:
         return {"id": doc_id, "datestamp": datestamp, "title": title, "text": "x", "categories": "", "published": "", **extra}
