@@ -250,7 +250,7 @@ def test_harness_quick_on_shared_slice(shared_frame, shared_abstractor):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         corpus = Corpus.from_frame(shared_frame.iloc[: len(shared_abstractor)], name="shared-head")
-    report = harness.run(corpus, shared_abstractor, n_eval=150, n_dev=0, subset=1000, timing_queries=10, e2e_texts=10, cache=False)
+    report = harness.run(corpus, shared_abstractor, n_eval=100, n_dev=0, subset=0, timing_queries=5, e2e_texts=5, cache=False)
     _check_report(report)
     full = report["full"]
     assert full["hybrid"]["p_at_10"] > full["chance"]["p_at_10"] + 0.08
