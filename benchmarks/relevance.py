@@ -66,6 +66,7 @@ from abstractor_widgets.ranking import (  # noqa: E402
     feedback_signals,
     fuse,
     hybrid_rank,
+    single_threaded_blas,
     topic_similarity,
 )
 
@@ -73,6 +74,8 @@ logger = logging.getLogger("relevance")
 
 MAJORITY = frozenset({"cs.CV", "cs.LG", "cs.CL", "cs.AI"})
 K = 10
+#: Abstracts tokenized before a timing (the tokenizer's word cache in a steady state).
+WARM_TEXTS = 1000
 RESULTS = ROOT / "benchmarks" / "results"
 DEFAULT_MODEL = Path("/tmp/relevance-k20")
 CACHE = Path(os.environ.get("RELEVANCE_CACHE", "/tmp/relevance"))
@@ -433,7 +436,8 @@ class HybridMethod(Method):
 
 # -- evaluation ----------------------------------------------------------------------------
 def evaluate(method: Method, universe: Universe, queries: np.ndarray, minority: np.ndarray | None,
-             timing_queries: int = 200, minority_heldout: np.ndarray | None = None) -> dict[str, Any]:
+             timing_queries: int = 200, minority_heldout: np.ndarray | None = None,
+             warm: Callable[[], None] | None = None) -> dict[str, Any]:
     """All metrics of one method on one universe."""
     t = time.perf_counter()
     ranked = method.rank(queries.tolist())
@@ -451,12 +455,30 @@ def evaluate(method: Method, universe: Universe, queries: np.ndarray, minority: 
                 {int(q): ranked[int(q)] for q in minority_heldout}, universe.labels, universe.sets)["p_at_10"]
     result["rank_seconds"] = round(time.perf_counter() - t, 2)
     if timing_queries:
-        for q in queries[:10]:
-            method.time_query(int(q))  # warm up caches
-        times = [method.time_query(int(q)) * 1000 for q in queries[:timing_queries]]
+        times = time_method(method, queries, timing_queries, warm)
         result["query_ms_p50"] = round(statistics.median(times), 3)
         result["query_ms_p90"] = round(float(np.percentile(times, 90)), 3)
     return result
+
+
+def warm_tokenizer(model: Any, texts: Sequence[str]) -> None:
+    """Same starting point for every timing: the tokenizer's word cache emptied, then filled
+    from other abstracts (the steady state of a server that has seen some queries, but
+    not the timed texts)."""
+    tokenizer = model.preprocessor_.tokenizer
+    tokenizer._cache.clear()
+    for text in texts:
+        model.preprocessor_.words(text)
+
+
+def time_method(method: Method, queries: np.ndarray, n: int, warm: Callable[[], None] | None = None) -> list[float]:
+    """Milliseconds per query for the first ``n`` queries (warm-up on other queries first)."""
+    if warm is not None:
+        warm()
+    with single_threaded_blas():  # as the product should run queries (see ranking.single_threaded_blas)
+        for q in queries[n : n + 10]:
+            method.time_query(int(q))  # imports, lazily built structures, memory maps
+        return [method.time_query(int(q)) * 1000 for q in queries[:n]]
 
 
 def chance(universe: Universe, queries: np.ndarray, minority: np.ndarray) -> dict[str, float]:
@@ -467,7 +489,8 @@ def chance(universe: Universe, queries: np.ndarray, minority: np.ndarray) -> dic
     }
 
 
-def end_to_end(abstractor: Any, lexical: LexicalIndex, texts: Sequence[str], params: HybridParams, n: int = 5) -> dict[str, float]:
+def end_to_end(abstractor: Any, lexical: LexicalIndex, texts: Sequence[str], params: HybridParams, n: int = 5,
+               warm_texts: Sequence[str] = ()) -> dict[str, float]:
     """Latency of what ``Abstractor.analyze(text, n=5)`` will do with the hybrid wired in.
 
     colorize (one LDA inference with per-word topics) + lexical query + hybrid re-rank +
@@ -495,10 +518,12 @@ def end_to_end(abstractor: Any, lexical: LexicalIndex, texts: Sequence[str], par
             for name, value in zip(stage, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t5 - t0)):
                 stage[name].append(value * 1000)
 
-    for text in texts[:10]:
-        once(text, False)
-    for text in texts:
-        once(text, True)
+    warm_tokenizer(model, warm_texts)
+    with single_threaded_blas():
+        for text in warm_texts[:10]:
+            once(text, False)
+        for text in texts:
+            once(text, True)
     reuse = [total - words for total, words in zip(stage["total"], stage["words"])]
     return {f"{name}_ms_p50": round(statistics.median(v), 3) for name, v in stage.items()} | {
         "total_ms_p90": round(float(np.percentile(stage["total"], 90)), 3),
@@ -590,9 +615,13 @@ def run_universe(universe: Universe, model: Any, splits: Splits, params: HybridP
         logger.info("tf-idf reference: %s in %.1fs", tfidf.matrix.shape, time.perf_counter() - t)
         methods += [tfidf, HybridReference(tfidf, lda)]
     methods += [lda, LexicalMethod(universe, model, lexical), HybridMethod(universe, model, lexical, lda, params)]
+    eval_set = set(splits.eval.tolist())
+    warm_texts = [universe.texts[i] for i in range(len(universe)) if i not in eval_set][:WARM_TEXTS]
+    warm = (lambda: warm_tokenizer(model, warm_texts)) if timing_queries else None
     for method in methods:
         logger.info("evaluating %s", method.name)
-        out[method.name] = evaluate(method, universe, splits.eval, splits.minority, timing_queries, splits.minority_heldout)
+        out[method.name] = evaluate(method, universe, splits.eval, splits.minority, timing_queries, splits.minority_heldout,
+                                    warm=warm)
         logger.info("%s: %s", method.name, {k: v for k, v in out[method.name].items() if k != "per_category"})
     out["chance"] = chance(universe, splits.eval, splits.minority)
     return out, {"lexical": lexical, "lda": lda, "tfidf": tfidf, "methods": methods}
@@ -658,12 +687,15 @@ def run(corpus: Any, abstractor: Any, *, model_dir: Path | None = None, n_eval: 
         report["subset"]["size"] = subset
     if e2e_texts:
         texts = [universe.texts[q] for q in splits.eval[:e2e_texts]]
-        report["end_to_end"] = latency(abstractor, words, title_words, texts, params, lexical_params)
+        eval_set = set(splits.eval.tolist())
+        warm_texts = [universe.texts[i] for i in range(len(universe)) if i not in eval_set][:WARM_TEXTS]
+        report["end_to_end"] = latency(abstractor, words, title_words, texts, params, lexical_params, warm_texts)
     return report
 
 
 def latency(abstractor: Any, words: list[list[str]], title_words: list[list[str]], texts: Sequence[str],
-            params: HybridParams = DEFAULT_PARAMS, lexical_params: dict[str, Any] | None = None) -> dict[str, Any]:
+            params: HybridParams = DEFAULT_PARAMS, lexical_params: dict[str, Any] | None = None,
+            warm_texts: Sequence[str] = ()) -> dict[str, Any]:
     """End-to-end latency in the product's configuration: a lexical index over the whole
     corpus (what ``Abstractor.train`` builds), saved and opened memory-mapped."""
     import tempfile
@@ -679,7 +711,7 @@ def latency(abstractor: Any, words: list[list[str]], title_words: list[list[str]
         t = time.perf_counter()
         loaded = LexicalIndex.load(tmp, mmap=True)
         load_seconds = time.perf_counter() - t
-        out = end_to_end(abstractor, loaded, texts, params)
+        out = end_to_end(abstractor, loaded, texts, params, warm_texts=warm_texts)
         out.update({"lexical_files_mb": round(size / 2**20, 1), "lexical_index": repr(loaded),
                     "lexical_build_seconds": round(build_seconds, 1), "lexical_load_seconds": round(load_seconds, 2)})
         del loaded
@@ -688,7 +720,7 @@ def latency(abstractor: Any, words: list[list[str]], title_words: list[list[str]
 
 #: The lexical index the product builds (``LexicalIndex`` defaults + title words counted once).
 DEFAULT_LEXICAL: dict[str, Any] = {"scheme": "bm25", "min_df": 2, "max_df": 0.5, "k1": 1.2, "b": 0.75,
-                                   "max_query_terms": 40, "n_components": 128, "title_weight": 1.0}
+                                   "max_query_terms": 30, "n_components": 128, "title_weight": 1.0}
 DEFAULT_TUNE_GRID: dict[str, Any] = {
     "lexical": [DEFAULT_LEXICAL, {**DEFAULT_LEXICAL, "title_weight": 0.0}, {**DEFAULT_LEXICAL, "scheme": "tfidf"},
                 {**DEFAULT_LEXICAL, "n_components": 0}],
@@ -773,10 +805,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         import tempfile
 
+        global WARM_TEXTS
+        WARM_TEXTS = 200
         corpus = quick_corpus(3000)
         with tempfile.TemporaryDirectory() as tmp:
             abstractor = Abstractor.train(corpus, 12, out=Path(tmp) / "model", passes=3, progress=False, random_state=0)
-            report = run(corpus, abstractor, n_eval=300, n_dev=0, subset=1500, timing_queries=50, e2e_texts=50, cache=False)
+            report = run(corpus, abstractor, n_eval=300, n_dev=0, subset=1500, timing_queries=30, e2e_texts=30, cache=False)
         out = args.out or RESULTS / "relevance_quick.json"
     else:
         corpus = load_corpus(args.corpus)
@@ -784,8 +818,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.latency:
             words, title_words = model_words(abstractor.model, corpus, model_dir)
             universe = build_universe(corpus, abstractor.model, words, title_words)
-            texts = [universe.texts[q] for q in make_splits(universe, args.queries, 0, args.seed).eval[:300]]
-            report = {"end_to_end": latency(abstractor, words, title_words, texts)}
+            splits = make_splits(universe, args.queries, 0, args.seed)
+            eval_set = set(splits.eval.tolist())
+            warm_texts = [universe.texts[i] for i in range(len(universe)) if i not in eval_set][:WARM_TEXTS]
+            report = {"end_to_end": latency(abstractor, words, title_words, [universe.texts[q] for q in splits.eval[:300]],
+                                            warm_texts=warm_texts), "query_ms": {}}
+            tfidf, lda = TfidfReference(universe), LdaMethod(universe, abstractor.model)
+            lexical = fit_lexical(universe, **DEFAULT_LEXICAL)
+            for method in (tfidf, HybridReference(tfidf, lda), lda, LexicalMethod(universe, abstractor.model, lexical),
+                           HybridMethod(universe, abstractor.model, lexical, lda)):
+                times = time_method(method, splits.eval, 200, lambda: warm_tokenizer(abstractor.model, warm_texts))
+                report["query_ms"][method.name] = {"p50": round(statistics.median(times), 3),
+                                                   "p90": round(float(np.percentile(times, 90)), 3)}
+            report["query_ms"]["load_average"] = os.getloadavg()[0]
             out = args.out or RESULTS / "relevance_latency.json"
         else:
             report = run(corpus, abstractor, model_dir=model_dir, n_eval=args.queries, subset=args.subset, seed=args.seed,
@@ -799,7 +844,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print({k: v for k, v in row.items() if k != "lexical"})
         print("selected:", report["selected"])
     elif args.latency:
-        print(json.dumps(report["end_to_end"], indent=1))
+        print(json.dumps(report, indent=1))
     else:
         print(format_table(report))
     print(f"wrote {out} ({report['seconds']} s)")

@@ -77,7 +77,9 @@ def _merge_training(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str
         labels = {b["build"] for b in new["builds"]}
         merged["builds"] = [b for b in old.get("builds", []) if b["build"] not in labels] + new["builds"]
     if new.get("seed_variation"):
-        merged["seed_variation"] = new["seed_variation"]
+        redone = {(r["config"], r["seed"]) for r in new["seed_variation"]}
+        merged["seed_variation"] = [r for r in old.get("seed_variation", [])
+                                    if (r["config"], r["seed"]) not in redone] + new["seed_variation"]
     merged["remeasured"] = sorted(fresh)
     summarize(merged)
     return merged
