@@ -410,9 +410,17 @@ class TopicModel:
         # phi[k, w] ∝ exp(E[log theta_k]) * exp(E[log beta_kw]); normalise over topics
         phi = exp_elog_theta[:, None] * lda.expElogbeta[:, ids]
         best = phi.argmax(axis=0)
-        share = phi[best, np.arange(len(ids))] / phi.sum(axis=0)
+        top = phi[best, np.arange(len(ids))]
+        norm = phi.sum(axis=0)
+        share = top / norm
         word_topic = dict(zip(ids.tolist(), best.tolist()))
         word_weight = dict(zip(ids.tolist(), share.tolist()))
+        # as gensim's per-word topics: phi scaled by count / (norm + eps) must reach
+        # minimum_phi_value (0.01), so a word negligible under every topic gets no topic
+        topical = top * cts / (norm + np.finfo(lda.dtype).eps) >= 0.01
+        if not topical.all():
+            dropped = set(ids[~topical].tolist())
+            known = [t for t in known if token2id[t.text] not in dropped]
         return doc, _spans(text, known, word_topic, word_weight, token2id), known
 
     # -- persistence (used by store) --------------------------------------------------

@@ -286,7 +286,8 @@ def save_artifacts(
         model.lda_.save(str(tmp / "lda.gensim"), separately=["expElogbeta", "sstats"], sep_limit=0)
         files += [p.name for p in tmp.iterdir() if p.name.startswith("lda.gensim")]
         np.save(tmp / "doc_topics.npy", np.ascontiguousarray(model.doc_topics_, dtype=np.float32))
-        np.save(tmp / "vectors.npy", np.ascontiguousarray(index.vectors_, dtype=np.float32))
+        np.save(tmp / "vectors.npy", index.storage())  # column-major: the blocked scan reads it at bandwidth
+        files += index.save_extra(tmp)  # the HNSW graph when the index has one
         if isinstance(documents, DocumentTable):
             documents = [documents[i] for i in range(len(documents))]
         files += DocumentTable.write(documents, tmp)
@@ -302,6 +303,7 @@ def save_artifacts(
             "n_documents": len(documents),
             "n_topics": model.n_topics,
             "metric": index.metric,
+            "index": index.manifest_entry(),
             "params": model.get_params(),
             "labels": list(model.labels_),
             "files": {
@@ -426,6 +428,10 @@ def load_artifacts(directory: str | os.PathLike[str], mmap: bool = True, verify:
     params = {k: v for k, v in manifest["params"].items() if k != "preprocessor"}
     model = TopicModel(**params)._restore(preprocessor, dictionary, lda, manifest["labels"], doc_topics)
     index = SimilarityIndex.from_vectors(vectors, ids=None, metric=manifest["metric"])
+    try:
+        index.load_extra(directory, manifest.get("index"))  # None for older artifacts: exact scan
+    except (ValueError, ImportError, RuntimeError) as exc:
+        raise ArtifactError(f"{directory}: cannot load the similarity index ({exc})") from exc
     return model, index, documents, manifest
 
 
