@@ -24,8 +24,10 @@ import numpy as np
 
 from .corpus import Corpus, Document, arxiv_url, load_corpus
 from .index import SimilarityIndex
+from .lexical import LexicalIndex, build_lexical_index, display_term, words_for_update
 from .model import Span, TopicModel
-from .store import DocumentTable, load_artifacts, save_artifacts, save_labels
+from .ranking import DEFAULT_METHOD, DEFAULT_PARAMS, METHODS, HybridParams, rank, single_threaded_blas
+from .store import DocumentTable, load_artifacts, load_lexical, save_artifacts, save_labels
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,6 +40,8 @@ logger = logging.getLogger(__name__)
 MAX_TEXT_CHARS = 5_000_000
 #: Minimum weight of a topic in both documents for it to count as shared.
 SHARED_TOPIC_MIN = 0.05
+#: Shared key terms reported per hit.
+SHARED_TERMS = 5
 
 
 class SharedTopic(TypedDict):
@@ -49,7 +53,12 @@ class SharedTopic(TypedDict):
 
 
 class Hit(TypedDict):
-    """One similar paper."""
+    """One similar paper.
+
+    ``score`` is in [0, 1] for every ranking method (higher is more similar);
+    ``shared_topics`` are the topics strong in both texts, ``shared_terms`` the words
+    that contributed most to the lexical match (empty for ``method="lda"``).
+    """
 
     id: str
     title: str
@@ -119,6 +128,16 @@ class Abstractor:
         The artifact manifest, when loaded from disk.
     path : path-like, optional
         Where the artifact lives; topic labels are saved there.
+    lexical : LexicalIndex, optional
+        BM25 index of the same documents (row ``i`` = document ``i``). Without it only
+        ``method="lda"`` is available (artifacts saved before version 0.2 have none).
+    hybrid_params : HybridParams
+        Parameters of the default ranking (see :mod:`abstractor_widgets.ranking`).
+
+    Attributes
+    ----------
+    default_method : str
+        ``"hybrid"`` when there is a lexical index, else ``"lda"``.
     """
 
     def __init__(
@@ -128,14 +147,30 @@ class Abstractor:
         documents: DocumentTable,
         manifest: dict[str, Any] | None = None,
         path: str | os.PathLike[str] | None = None,
+        lexical: LexicalIndex | None = None,
+        hybrid_params: HybridParams = DEFAULT_PARAMS,
     ) -> None:
         if len(index) != len(documents):
             raise ValueError(f"index has {len(index)} rows for {len(documents)} documents")
+        if lexical is not None and len(lexical) != len(documents):
+            raise ValueError(f"lexical index has {len(lexical)} rows for {len(documents)} documents")
         self.model = model
         self.index = index
         self.documents = documents
         self.manifest = manifest or {}
         self.path = Path(path) if path is not None else None
+        self.lexical = lexical
+        self.hybrid_params = hybrid_params
+
+    @property
+    def default_method(self) -> str:
+        """The ranking :meth:`similar` uses when ``method`` is not given."""
+        return DEFAULT_METHOD if self.lexical is not None else "lda"
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The ranking methods this model supports."""
+        return METHODS if self.lexical is not None else ("lda",)
 
     # -- construction ---------------------------------------------------------------
     @classmethod
@@ -152,7 +187,10 @@ class Abstractor:
             For a missing, truncated, tampered or incompatible artifact.
         """
         model, index, documents, manifest = load_artifacts(path, mmap=mmap, verify=verify)
-        abstractor = cls(model, index, documents, manifest=manifest, path=path)
+        lexical = load_lexical(path, manifest, mmap=mmap)
+        if lexical is None:
+            logger.info("%s has no lexical index: similar papers are ranked by topics only (retrain for 'hybrid')", path)
+        abstractor = cls(model, index, documents, manifest=manifest, path=path, lexical=lexical)
         if warm:
             abstractor.analyze("Warming up: neural networks learn representations of images and text.", n=1)
         gc.collect()
@@ -167,6 +205,7 @@ class Abstractor:
         *,
         out: str | os.PathLike[str] | None = None,
         metric: str = "hellinger",
+        lexical: bool | dict[str, Any] = True,
         progress: bool = True,
         **model_params: Any,
     ) -> Abstractor:
@@ -181,6 +220,10 @@ class Abstractor:
         out : path-like, optional
             Artifact directory to write (atomically).
         metric : {"hellinger", "cosine"}
+        lexical : bool or dict
+            Build the BM25 index of the documents' titles and abstracts (needed by the
+            default ``"hybrid"`` ranking); a dict gives its
+            :class:`~abstractor_widgets.lexical.LexicalIndex` parameters.
         progress : bool
         **model_params
             Passed to :class:`TopicModel` (passes, workers, random_state ...).
@@ -195,16 +238,22 @@ class Abstractor:
             raise TypeError(f"corpus must be a Corpus, DataFrame or path, not {type(corpus).__name__}")
         model = TopicModel(n_topics, progress=progress, **model_params).fit(corpus.texts)
         index = SimilarityIndex(model.doc_topics_, metric=metric)
+        lexical_index = None
+        if lexical is not False:
+            started = time.perf_counter()
+            params = lexical if isinstance(lexical, dict) else {}
+            lexical_index = build_lexical_index(model, titles=[d.title for d in corpus], **params)
+            logger.info("lexical index built in %.1f s: %r", time.perf_counter() - started, lexical_index)
         info = {"name": corpus.name, "size": len(corpus), "sha256": corpus.content_hash()}
         if out is not None:
-            save_artifacts(out, model, index, corpus, corpus_info=info)
+            save_artifacts(out, model, index, corpus, corpus_info=info, lexical=lexical_index)
             return cls.load(out)
-        return cls(model, index, DocumentTable.from_documents(corpus), manifest={"corpus": info})
+        return cls(model, index, DocumentTable.from_documents(corpus), manifest={"corpus": info}, lexical=lexical_index)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save (atomically) to an artifact directory; labels are saved there from now on."""
         info = self.manifest.get("corpus")
-        path = save_artifacts(path, self.model, self.index, self.documents, corpus_info=info)
+        path = save_artifacts(path, self.model, self.index, self.documents, corpus_info=info, lexical=self.lexical)
         self.path = Path(path)
         return self.path
 
@@ -239,6 +288,8 @@ class Abstractor:
             return 0
         new_topics = self.model.update([d.text for d in fresh])
         self.index.add(new_topics)
+        if self.lexical is not None:
+            self.lexical.add(words_for_update(self.model, self.lexical, [d.title for d in fresh], [d.text for d in fresh]))
         documents = [self.documents[i] for i in range(len(self.documents))] + fresh
         self.documents = DocumentTable.from_documents(documents)
         previous = dict(self.manifest.get("corpus") or {})
@@ -253,10 +304,10 @@ class Abstractor:
         self.manifest = {**self.manifest, "corpus": info, "updates": history}
         if save and self.path is not None:
             save_artifacts(self.path, self.model, self.index, documents, corpus_info=info,
-                           extra_manifest={"updates": history})
+                           extra_manifest={"updates": history}, lexical=self.lexical)
             reloaded = Abstractor.load(self.path)
-            self.model, self.index, self.documents, self.manifest = (
-                reloaded.model, reloaded.index, reloaded.documents, reloaded.manifest)
+            self.model, self.index, self.documents, self.manifest, self.lexical = (
+                reloaded.model, reloaded.index, reloaded.documents, reloaded.manifest, reloaded.lexical)
         return len(fresh)
 
     def reload(self) -> Abstractor:
@@ -300,28 +351,50 @@ class Abstractor:
         """Topic mixture of ``text`` (zeros when it has no topical word)."""
         return self.model.document_topics(_check_text(text))
 
-    def similar(self, text: str, n: int = 5) -> ResultList:
+    def similar(self, text: str, n: int = 5, method: str | None = None) -> ResultList:
         """The ``n`` papers most similar to ``text``.
 
         ``n`` above the corpus size is clamped; ``n < 1`` raises ``ValueError``.
-        An empty list (with a ``reason``) is returned for a text with no topical word.
+        An empty list (with a ``reason``) is returned for a text with no known word.
         A ``text`` that is the id of an indexed paper means :meth:`similar_to` that paper.
+
+        Parameters
+        ----------
+        text : str
+        n : int
+        method : {"hybrid", "lexical", "lda"}, optional
+            ``"hybrid"`` (the default when the model has a lexical index): BM25
+            candidates re-ranked with topic and LSA similarity; ``"lexical"``: BM25 only;
+            ``"lda"``: topic mixtures only (Hellinger). See :mod:`abstractor_widgets.ranking`.
         """
         if isinstance(text, str) and len(text) <= 64 and text.strip() and text in self.documents:
-            return ResultList(self.similar_to(text, n))
+            return ResultList(self.similar_to(text, n, method=method))
         self._check_n(n)
-        analysis = self.analyze(text, n=n)
+        analysis = self.analyze(text, n=n, method=method)
         result = ResultList(analysis.similar)
         result.reason = analysis.reason
         return result
 
-    def similar_to(self, doc_id: str, n: int = 5) -> list[Hit]:
-        """The ``n`` papers most similar to an indexed paper (itself excluded)."""
+    def similar_to(self, doc_id: str, n: int = 5, method: str | None = None) -> list[Hit]:
+        """The ``n`` papers most similar to an indexed paper (itself excluded); see :meth:`similar`."""
+        method = self._check_method(method)
         n = self._check_n(n)
         row = self.documents.position(doc_id)
         vector = np.asarray(self.model.doc_topics_[row], dtype=np.float32)
-        hits = self.index.query(vector, n=n, exclude_rows=(row,))
-        return [self._hit(r, s, vector) for r, s in hits]
+        query_row = self.lexical.row(row) if method != "lda" else None
+        with single_threaded_blas():
+            ranked = rank(method, vector, query_row, self.index, self.lexical, n, (row,), self.hybrid_params)
+            return [self._hit(r, s, vector, query_row) for r, s in ranked]
+
+    def _check_method(self, method: str | None) -> str:
+        if method is None:
+            return self.default_method
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+        if method not in self.methods:
+            raise ValueError(f"method {method!r} needs a lexical index, which this model has not "
+                             "(it was saved before lexical indexes existed): retrain it, or use method='lda'")
+        return method
 
     def _check_n(self, n: int, minimum: int = 1) -> int:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
@@ -330,23 +403,31 @@ class Abstractor:
             raise ValueError(f"n must be at least {minimum}, not {n}")
         return min(int(n), len(self.documents))
 
-    def analyze(self, text: str, n: int = 5) -> Analysis:
-        """Spans, topic mixture and ``n`` similar papers of ``text``, from one inference.
+    def analyze(self, text: str, n: int = 5, method: str | None = None) -> Analysis:
+        """Spans, topic mixture and ``n`` similar papers of ``text``, from one tokenization
+        and one inference.
 
-        ``n=0`` skips the similarity search.
+        ``n=0`` skips the similarity search; ``method`` is as in :meth:`similar`.
         """
         start = time.perf_counter()
         _check_text(text)
         n = self._check_n(n, minimum=0)
-        doc, spans, known = self.model.analyze(text)
+        method = self._check_method(method)
+        tokens = self.model.preprocessor_.tokens(text)
+        doc, spans, known = self.model.analyze(text, tokens=tokens)
         reason = None
         hits: list[Hit] = []
+        query_row = None
+        if n and method != "lda":
+            query_row = self.lexical.transform_query([t.text for t in tokens])
         if not text.strip():
             reason = "The text is empty: paste or type an abstract."
-        elif not known:
+        elif not known and (query_row is None or not query_row.nnz):
             reason = "No topical words: the text has only stopwords, numbers or words this model does not know."
         elif n:
-            hits = [self._hit(r, s, doc) for r, s in self.index.query(doc, n=n)]
+            with single_threaded_blas():
+                ranked = rank(method, doc, query_row, self.index, self.lexical, n, (), self.hybrid_params)
+                hits = [self._hit(r, s, doc, query_row) for r, s in ranked]
         return Analysis(
             spans=spans,
             doc_topics=[round(float(v), 5) for v in doc],
@@ -355,7 +436,7 @@ class Abstractor:
             elapsed_ms=(time.perf_counter() - start) * 1000,
         )
 
-    def _hit(self, row: int, score: float, query: np.ndarray) -> Hit:
+    def _hit(self, row: int, score: float, query: np.ndarray, query_row: Any = None) -> Hit:
         doc = self.documents[row]
         mix = np.asarray(self.model.doc_topics_[row], dtype=np.float32)
         both = np.minimum(mix, query)
@@ -374,7 +455,8 @@ class Abstractor:
             "categories": doc.categories,
             "published": doc.published,
             "shared_topics": shared,
-            "shared_terms": [],
+            "shared_terms": [] if query_row is None else
+            [display_term(t) for t in self.lexical.shared_terms(query_row, row, k=SHARED_TERMS)],
         }
 
     # -- documents ------------------------------------------------------------------

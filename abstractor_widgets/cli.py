@@ -39,11 +39,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     corpus = load_corpus(args.corpus, categories=args.categories, limit=args.limit, progress=True)
     print(f"corpus: {len(corpus):,} documents from {corpus.name}", file=sys.stderr)
-    params = {"passes": args.passes, "random_state": args.seed, "workers": args.workers}
-    if args.iterations:
-        params["iterations"] = args.iterations
+    params = {"random_state": args.seed}
+    for name in ("passes", "iterations", "chunksize"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    if args.workers is not None:
+        params["workers"] = args.workers or None  # 0 = LdaModel, as TopicModel's None
     start = time.perf_counter()
-    ab = Abstractor.train(corpus, args.topics, out=args.out, metric=args.metric, progress=True, **params)
+    ab = Abstractor.train(corpus, args.topics, out=args.out, metric=args.metric, lexical=not args.no_lexical,
+                          progress=True, **params)
     elapsed = time.perf_counter() - start
     print(f"trained {args.topics} topics on {len(corpus):,} documents in {elapsed:.1f} s -> {args.out}")
     if not args.no_coherence:
@@ -81,7 +85,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
     ab = Abstractor.load(args.artifact)
     text = sys.stdin.read() if args.text == "-" else args.text
-    analysis = ab.analyze(text, n=args.n)
+    analysis = ab.analyze(text, n=args.n, method=args.method)
     if args.json:
         print(json.dumps({"spans": analysis.spans, "doc_topics": analysis.doc_topics, "similar": analysis.similar,
                           "reason": analysis.reason}, ensure_ascii=False))
@@ -96,6 +100,8 @@ def _cmd_query(args: argparse.Namespace) -> int:
     print("similar:")
     for hit in analysis.similar:
         print(f"  {hit['score']:.3f}  {hit['title']}  {hit['url']}")
+        if hit["shared_terms"]:
+            print(f"         shared terms: {', '.join(hit['shared_terms'])}")
     return 0
 
 
@@ -121,9 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--corpus", help=f"corpus file (.parquet/.csv/.jsonl/arXiv snapshot); default: ${CORPUS_ENV_VAR} or the shared arXiv corpus")
     train.add_argument("--topics", type=_positive, default=20, help="number of topics (default 20)")
     train.add_argument("--out", required=True, type=Path, help="artifact directory to write, e.g. artifacts/NAME")
-    train.add_argument("--passes", type=_positive, default=5)
+    train.add_argument("--passes", type=_positive, default=None, help="passes over the corpus (default: TopicModel's, 2)")
     train.add_argument("--iterations", type=_positive, default=None)
-    train.add_argument("--workers", type=int, default=1, help="LdaMulticore workers (0 = LdaModel)")
+    train.add_argument("--chunksize", type=_positive, default=None, help="documents per online update (default 2000)")
+    train.add_argument("--workers", type=int, default=None, help="LdaMulticore workers (default 0 = LdaModel)")
+    train.add_argument("--no-lexical", action="store_true", help="no BM25 index: similar papers ranked by topics only")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--metric", choices=("hellinger", "cosine"), default="hellinger")
     train.add_argument("--categories", nargs="*", help="keep only these arXiv categories (cs.* for an archive)")
@@ -141,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("artifact", type=Path)
     query.add_argument("text", help="the text, or - to read standard input")
     query.add_argument("-n", type=_positive, default=5, help="number of similar papers")
+    query.add_argument("--method", choices=("hybrid", "lexical", "lda"), default=None,
+                       help="ranking of similar papers (default: hybrid when the model has a lexical index)")
     query.add_argument("--json", action="store_true")
     query.set_defaults(func=_cmd_query)
 

@@ -40,6 +40,7 @@ from .corpus import FIELDS, Corpus, Document
 
 if TYPE_CHECKING:
     from .index import SimilarityIndex
+    from .lexical import LexicalIndex
     from .model import TopicModel
 
 logger = logging.getLogger(__name__)
@@ -253,6 +254,7 @@ def save_artifacts(
     corpus_info: dict[str, Any] | None = None,
     extra_files: dict[str, bytes] | None = None,
     extra_manifest: dict[str, Any] | None = None,
+    lexical: LexicalIndex | None = None,
 ) -> Path:
     """Save a fitted model, its index and its documents atomically.
 
@@ -268,6 +270,13 @@ def save_artifacts(
         The indexed documents, in index row order.
     corpus_info : dict, optional
         ``{"name", "size", "sha256"}`` of the training corpus.
+    extra_files : dict of str to bytes, optional
+        More files to write (and checksum) in the directory.
+    extra_manifest : dict, optional
+        Keys added to the manifest.
+    lexical : LexicalIndex, optional
+        The lexical index of the same documents (row ``i`` = document ``i``), saved as
+        ``lexical.*`` files that :func:`load_lexical` memory-maps.
 
     Returns
     -------
@@ -291,6 +300,10 @@ def save_artifacts(
         if isinstance(documents, DocumentTable):
             documents = [documents[i] for i in range(len(documents))]
         files += DocumentTable.write(documents, tmp)
+        if lexical is not None:
+            if len(lexical) != len(documents):
+                raise ValueError(f"the lexical index has {len(lexical)} rows but there are {len(documents)} documents")
+            files += lexical.save(tmp)
         for name, payload in (extra_files or {}).items():
             (tmp / name).write_bytes(payload)
             files.append(name)
@@ -304,6 +317,7 @@ def save_artifacts(
             "n_topics": model.n_topics,
             "metric": index.metric,
             "index": index.manifest_entry(),
+            "lexical": None if lexical is None else lexical.get_params(),
             "params": model.get_params(),
             "labels": list(model.labels_),
             "files": {
@@ -433,6 +447,31 @@ def load_artifacts(directory: str | os.PathLike[str], mmap: bool = True, verify:
     except (ValueError, ImportError, RuntimeError) as exc:
         raise ArtifactError(f"{directory}: cannot load the similarity index ({exc})") from exc
     return model, index, documents, manifest
+
+
+def load_lexical(directory: str | os.PathLike[str], manifest: dict[str, Any], mmap: bool = True) -> LexicalIndex | None:
+    """The artifact's lexical index (memory-mapped), or ``None`` if it was saved without one.
+
+    Call after :func:`load_artifacts`, which has verified the files' sizes and checksums.
+
+    Raises
+    ------
+    ArtifactError
+        If the manifest lists a lexical index that cannot be read or does not match the
+        documents.
+    """
+    from .lexical import PREFIX, LexicalIndex
+
+    directory = Path(directory)
+    if f"{PREFIX}json" not in manifest.get("files", {}):
+        return None
+    try:
+        lexical = LexicalIndex.load(directory, mmap=mmap)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{directory}: cannot load the lexical index ({type(exc).__name__}: {exc})") from exc
+    if len(lexical) != int(manifest["n_documents"]):
+        raise ArtifactError(f"{directory}: the lexical index has {len(lexical)} rows for {manifest['n_documents']} documents")
+    return lexical
 
 
 def save_labels(directory: str | os.PathLike[str], labels: list[str]) -> None:

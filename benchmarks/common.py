@@ -219,7 +219,17 @@ def trained_model(cache: Path, n_train: int | None, n_topics: int = 20, passes: 
         info.write_text(json.dumps({"train_seconds": round(seconds, 1), "documents": len(train),
                                     "load_average": load_average()}))
         log(f"trained in {seconds:.0f} s")
-    return Abstractor.load(out)
+    ab = Abstractor.load(out)
+    if ab.lexical is None:  # cached before lexical indexes existed: add one (same recipe as train)
+        from abstractor_widgets.lexical import build_lexical_index
+
+        train, _ = split(n_train)
+        log(f"adding a lexical index to {out}")
+        ab.lexical = build_lexical_index(ab.model, titles=train["title"].fillna("").tolist(),
+                                         texts=train["abstract"].tolist())
+        ab.save(out)
+        ab = Abstractor.load(out)
+    return ab
 
 
 def cached_pickle(path: Path, build: Callable[[], Any]) -> Any:

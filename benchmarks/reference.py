@@ -76,10 +76,10 @@ class ReferenceEngine:
 
 
 def our_word_topics(abstractor: Any, text: str, spans: list[dict]) -> dict[int, int]:
-    """word id → topic, from our spans (one span per known token, in token order)."""
+    """word id → topic, from our spans (one span per topical token, in token order)."""
     model = abstractor.model
     token2id = model.dictionary_.token2id
-    known = [t for t in model.preprocessor_.tokens(text) if t.text in token2id]
+    known = model.analyze(text)[2]  # the dictionary's tokens that get a topic
     topical = [s for s in spans if s["topic"] is not None]
     if len(known) != len(topical):
         raise AssertionError(f"{len(known)} known tokens but {len(topical)} coloured spans")
@@ -89,34 +89,3 @@ def our_word_topics(abstractor: Any, text: str, spans: list[dict]) -> dict[int, 
             raise AssertionError(f"span {span} does not match token {token}")
         out[token2id[token.text]] = span["topic"]
     return out
-
-
-def proposed_word_topics(abstractor: Any, text: str) -> dict[int, int | None]:
-    """word id → topic under the rule proposed for ``TopicModel.analyze`` (docs/performance.md).
-
-    gensim's per-word topics are ``phi`` scaled by ``count / (sum_k phi + eps)`` and keep
-    only topics with a value of at least ``minimum_phi_value`` (0.01): a word whose
-    probability is negligible under every topic (``sum_k phi << eps``) gets no topic. The
-    engine colours such words with their argmax topic; this is the same computation as
-    the engine's plus that rule, for the benchmark to check it restores identity.
-    """
-    from abstractor_widgets.model import _dirichlet_expectation
-
-    model = abstractor.model
-    token2id = model.dictionary_.token2id
-    counts: dict[int, int] = {}
-    for token in model.preprocessor_.tokens(text):
-        wid = token2id.get(token.text)
-        if wid is not None:
-            counts[wid] = counts.get(wid, 0) + 1
-    if not counts:
-        return {}
-    ids = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-    cts = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
-    lda = model.lda_
-    gamma, _ = lda.inference([list(zip(ids.tolist(), cts.tolist()))])
-    phi = np.exp(_dirichlet_expectation(gamma[0]))[:, None] * lda.expElogbeta[:, ids]
-    best = phi.argmax(axis=0)
-    top = phi[best, np.arange(len(ids))]
-    keep = top * cts / (phi.sum(axis=0) + np.finfo(lda.dtype).eps) >= 0.01
-    return {int(w): (int(b) if k else None) for w, b, k in zip(ids, best, keep)}

@@ -10,6 +10,7 @@ import pytest
 from abstractor_widgets import Abstractor, Analysis
 from abstractor_widgets.abstractor import MAX_TEXT_CHARS, SHARED_TOPIC_MIN
 from abstractor_widgets.corpus import Document
+from abstractor_widgets.lexical import display_term
 from abstractor_widgets.store import read_manifest, verify_artifacts
 
 # Words of conftest's synthetic vocabularies, which the synthetic model knows.
@@ -305,11 +306,29 @@ def test_shared_held_out_abstracts_get_several_topics(shared_abstractor, held_ou
 
 @pytest.mark.slow
 def test_shared_similar_returns_five_distinct_hits_in_decreasing_order(shared_abstractor, held_out_texts):
+    assert shared_abstractor.default_method == "hybrid"
+    words_of = shared_abstractor.model.preprocessor_.words
     for text in held_out_texts[:10]:
-        hits = shared_abstractor.similar(text, n=5)
-        assert hits.reason is None
-        assert_hits(shared_abstractor, hits, 5)
-        assert hits[0]["score"] > 0.5
+        query_terms = {display_term(w) for w in words_of(text)}
+        for method in ("hybrid", "lexical", "lda"):
+            hits = shared_abstractor.similar(text, n=5, method=method)
+            assert hits.reason is None
+            assert_hits(shared_abstractor, hits, 5)
+            if method == "lda":
+                assert hits[0]["score"] > 0.5  # 1 - Hellinger
+                assert all(hit["shared_terms"] == [] for hit in hits)
+                continue
+            for hit in hits:
+                # the key terms are words of both texts (title or abstract of the hit)
+                doc = shared_abstractor.document(hit["id"])
+                doc_terms = {display_term(w) for w in words_of(doc.title) + words_of(doc.text)}
+                assert hit["shared_terms"], hit["id"]
+                assert set(hit["shared_terms"]) <= query_terms & doc_terms
+        assert [h["id"] for h in shared_abstractor.similar(text, n=5)] == [h["id"] for h in hits_of(shared_abstractor, text)]
+
+
+def hits_of(ab: Abstractor, text: str) -> list[dict]:
+    return ab.similar(text, n=5, method="hybrid")
 
 
 @pytest.mark.slow
@@ -322,9 +341,15 @@ def test_shared_training_abstract_finds_itself_first(shared_abstractor, which):
     assert len(mixed) >= 100
     row = int(mixed[[0, len(mixed) // 4, len(mixed) // 2, 3 * len(mixed) // 4, -1][which]])
     doc = shared_abstractor.documents[row]
-    hits = shared_abstractor.similar(doc.text)
+    hits = shared_abstractor.similar(doc.text, method="lda")
     assert hits[0]["id"] == doc.id
     assert hits[0]["score"] == pytest.approx(1.0, abs=0.01)
+    # hybrid (default): the paper was indexed with its title too, so its abstract alone is
+    # a near-perfect rather than a perfect lexical and semantic match, far ahead of the rest
+    hits = shared_abstractor.similar(doc.text)
+    assert hits[0]["id"] == doc.id
+    assert hits[0]["score"] >= 0.85 and hits[0]["score"] - hits[1]["score"] >= 0.1, hits[:2]
+    assert len(hits[0]["shared_terms"]) == 5
 
 
 @pytest.mark.slow

@@ -89,7 +89,25 @@ def test_query_text(trained, capsys):
     assert lines[0].startswith("topics: ")
     assert lines[1].startswith("words:  ") and "[" in lines[1]
     assert lines[2] == "similar:"
-    assert len(lines[3:]) == 5 and all("https://arxiv.org/abs/" in line for line in lines[3:])
+    hits, terms = lines[3::2], lines[4::2]
+    assert len(hits) == 5 and all("https://arxiv.org/abs/" in line for line in hits)
+    assert len(terms) == 5 and all(line.strip().startswith("shared terms: ") for line in terms)
+
+
+@pytest.mark.parametrize("method", ["lda", "lexical", "hybrid"])
+def test_query_method(trained, capsys, method):
+    _, out, _, _ = trained
+    assert main(["query", str(out), QUERY, "--json", "--method", method]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["similar"]) == 5
+    assert all(bool(h["shared_terms"]) == (method != "lda") for h in result["similar"])
+
+
+def test_query_unknown_method_is_a_usage_error(trained, capsys):
+    _, out, _, _ = trained
+    with pytest.raises(SystemExit) as exc:
+        main(["query", str(out), QUERY, "--method", "tfidf"])
+    assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
 def test_query_json(trained, capsys):
