@@ -384,7 +384,7 @@ class Abstractor:
         query_row = self.lexical.row(row) if method != "lda" else None
         with single_threaded_blas():
             ranked = rank(method, vector, query_row, self.index, self.lexical, n, (row,), self.hybrid_params)
-            return [self._hit(r, s, vector, query_row) for r, s in ranked]
+            return self._hits(ranked, vector, query_row)
 
     def _check_method(self, method: str | None) -> str:
         if method is None:
@@ -427,7 +427,7 @@ class Abstractor:
         elif n:
             with single_threaded_blas():
                 ranked = rank(method, doc, query_row, self.index, self.lexical, n, (), self.hybrid_params)
-                hits = [self._hit(r, s, doc, query_row) for r, s in ranked]
+                hits = self._hits(ranked, doc, query_row)
         return Analysis(
             spans=spans,
             doc_topics=[round(float(v), 5) for v in doc],
@@ -436,7 +436,13 @@ class Abstractor:
             elapsed_ms=(time.perf_counter() - start) * 1000,
         )
 
-    def _hit(self, row: int, score: float, query: np.ndarray, query_row: Any = None) -> Hit:
+    def _hits(self, ranked: list[tuple[int, float]], query: np.ndarray, query_row: Any = None) -> list[Hit]:
+        rows = [r for r, _ in ranked]
+        terms = ([[] for _ in rows] if query_row is None else
+                 self.lexical.shared_terms_many(query_row, rows, k=SHARED_TERMS))
+        return [self._hit(r, s, query, [display_term(t) for t in shared]) for (r, s), shared in zip(ranked, terms)]
+
+    def _hit(self, row: int, score: float, query: np.ndarray, shared_terms: list[str]) -> Hit:
         doc = self.documents[row]
         mix = np.asarray(self.model.doc_topics_[row], dtype=np.float32)
         both = np.minimum(mix, query)
@@ -455,8 +461,7 @@ class Abstractor:
             "categories": doc.categories,
             "published": doc.published,
             "shared_topics": shared,
-            "shared_terms": [] if query_row is None else
-            [display_term(t) for t in self.lexical.shared_terms(query_row, row, k=SHARED_TERMS)],
+            "shared_terms": shared_terms,
         }
 
     # -- documents ------------------------------------------------------------------

@@ -367,7 +367,9 @@ class LexicalIndex:
         query = query_row if sp.issparse(query_row) else sp.csr_matrix(query_row)
         if query.shape != (1, self.n_terms):
             raise ValueError(f"query must be a 1 x {self.n_terms} row, got shape {query.shape}")
-        query = sp.csr_matrix(query)
+        if query.format != "csr" or not query.has_canonical_format:
+            query = sp.csr_matrix(query)  # (a query row from transform_query needs no copy)
+            query.sum_duplicates()
         return np.asarray(query.indices), np.asarray(query.data, dtype=np.float32)
 
     def scores(self, query_row: sp.csr_matrix) -> np.ndarray:
@@ -393,15 +395,9 @@ class LexicalIndex:
         """Exact scores of documents ``rows`` for the query (cols, weights)."""
         dense = np.zeros(self.n_terms, dtype=np.float32)
         dense[cols] = weights
-        matrix = self.matrix_
-        starts = np.asarray(matrix.indptr[rows], dtype=np.int64)
-        lengths = np.asarray(matrix.indptr[rows + 1], dtype=np.int64) - starts
-        # the rows' entries gathered in one vectorised step (no scipy sub-matrix)
-        shift = starts - np.concatenate(([0], np.cumsum(lengths)[:-1]))
-        positions = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(shift, lengths)
-        products = matrix.data[positions] * dense[matrix.indices[positions]]
-        owner = np.repeat(np.arange(len(rows)), lengths)
-        return np.minimum(np.bincount(owner, weights=products, minlength=len(rows)).astype(np.float32), 1.0)
+        # scipy's row gather + product run in C: ~2x faster than a numpy gather of the entries
+        products = self.matrix_[rows] @ dense.astype(np.float64)
+        return np.minimum(np.asarray(products, dtype=np.float32).ravel(), 1.0)
 
     def top(self, query_row: sp.csr_matrix, n: int, exclude_rows: Iterable[int] = ()) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` documents scoring highest for a query row, best first.
@@ -436,7 +432,7 @@ class LexicalIndex:
         if excluded.size:
             dense[excluded] = 0.0
         k = min(max(int(RESCORE_FACTOR * n), 100) if pruned else int(n), len(dense))
-        rows = np.argpartition(-dense, k - 1)[:k] if k < len(dense) else np.arange(len(dense))
+        rows = np.argpartition(dense, len(dense) - k)[len(dense) - k:] if k < len(dense) else np.arange(len(dense))
         rows = rows[dense[rows] > 0].astype(np.int64)
         if not rows.size:
             return empty
@@ -470,6 +466,29 @@ class LexicalIndex:
         ``"a b"``.
         """
         return [term for term, _ in self.term_weights(query_row, row)[: max(0, int(k))]]
+
+    def shared_terms_many(self, query_row: sp.csr_matrix, rows: Sequence[int], k: int = 5) -> list[list[str]]:
+        """:meth:`shared_terms` of several documents at once (the query is decoded once)."""
+        self._check_fitted()
+        cols, weights = self._query_arrays(query_row)
+        k = max(0, int(k))
+        out: list[list[str]] = []
+        if not cols.size or not k:
+            return [[] for _ in rows]
+        dense = np.zeros(self.n_terms, dtype=np.float32)
+        dense[cols] = weights
+        indptr, indices, data = self.matrix_.indptr, self.matrix_.indices, self.matrix_.data
+        for row in rows:
+            if not -len(self) <= row < len(self):
+                raise IndexError(f"row {row} out of range ({len(self)} documents)")
+            row = int(row) % len(self)
+            start, end = int(indptr[row]), int(indptr[row + 1])
+            doc_cols = np.asarray(indices[start:end])
+            products = np.asarray(data[start:end], dtype=np.float32) * dense[doc_cols]
+            hit = np.flatnonzero(products)
+            order = hit[np.lexsort((doc_cols[hit], -products[hit]))][:k]
+            out.append([self.terms_[int(c)] for c in doc_cols[order]])
+        return out
 
     # -- persistence ----------------------------------------------------------------
     def to_files(self) -> dict[str, bytes]:

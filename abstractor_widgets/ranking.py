@@ -103,15 +103,18 @@ def topic_similarity(query_topics: np.ndarray, index: SimilarityIndex, rows: np.
     rows = np.asarray(rows, dtype=np.int64)
     if not rows.size:
         return np.zeros(0, dtype=np.float32)
+    return _topic_similarity(query_topics, index, np.asarray(index.vectors_[rows], dtype=np.float32))
+
+
+def _topic_similarity(query_topics: np.ndarray, index: SimilarityIndex, stored: np.ndarray) -> np.ndarray:
+    """:func:`topic_similarity` against rows already gathered from ``index.vectors_``."""
     query = index.prepare(np.atleast_2d(np.asarray(query_topics, dtype=np.float32)), index.metric)[0]
-    vectors = np.asarray(index.vectors_[rows], dtype=np.float32)
-    return np.asarray(index._to_similarity(vectors @ query), dtype=np.float32)
+    return np.asarray(index._to_similarity(stored @ query), dtype=np.float32)
 
 
-def _mixtures(index: SimilarityIndex, rows: np.ndarray) -> np.ndarray:
-    """Topic mixtures (up to scale) of indexed documents, from the index's stored rows."""
-    vectors = np.asarray(index.vectors_[rows], dtype=np.float32)
-    return vectors * vectors if index.metric == "hellinger" else vectors
+def _mixtures(index: SimilarityIndex, stored: np.ndarray) -> np.ndarray:
+    """Topic mixtures (up to scale) of documents, from their stored index rows."""
+    return stored * stored if index.metric == "hellinger" else stored
 
 
 def candidate_signals(
@@ -135,13 +138,15 @@ def candidate_signals(
     rows, lex = lexical.top(query_lexical_row, int(pool), exclude_rows=exclude_rows)
     zeros = np.zeros(len(rows), dtype=np.float32)
     topics = np.asarray(query_topics, dtype=np.float32)
+    # every candidate's stored rows are gathered once and shared by all the signals
+    stored = np.asarray(index.vectors_[rows], dtype=np.float32)
+    semantic = np.asarray(lexical.vectors_[rows], dtype=np.float32) if lexical.has_semantic else None
     signals = {"rows": rows, "lexical": lex,
-               "topic": topic_similarity(topics, index, rows) if topics.any() else zeros,
+               "topic": _topic_similarity(topics, index, stored) if topics.any() and len(rows) else zeros,
                "semantic": zeros, "topic_feedback": zeros, "semantic_feedback": zeros}
-    if lexical.has_semantic and len(rows):
-        vectors = np.asarray(lexical.vectors_[rows], dtype=np.float32)
-        signals["semantic"] = np.clip(vectors @ lexical.embed(query_lexical_row), 0.0, 1.0)
-    signals.update(feedback_signals(index, lexical, rows, feedback_docs))
+    if semantic is not None and len(rows):
+        signals["semantic"] = np.clip(semantic @ lexical.embed(query_lexical_row), 0.0, 1.0)
+    signals.update(_feedback(index, stored, semantic, feedback_docs))
     return signals
 
 
@@ -151,18 +156,24 @@ def feedback_signals(index: SimilarityIndex, lexical: LexicalIndex, rows: np.nda
     Returns ``{"topic_feedback": ..., "semantic_feedback": ...}`` (zeros when there is no
     feedback or no semantic vectors), each in [0, 1].
     """
-    zeros = np.zeros(len(rows), dtype=np.float32)
+    rows = np.asarray(rows, dtype=np.int64)
+    stored = np.asarray(index.vectors_[rows], dtype=np.float32)
+    semantic = np.asarray(lexical.vectors_[rows], dtype=np.float32) if lexical.has_semantic else None
+    return _feedback(index, stored, semantic, feedback_docs)
+
+
+def _feedback(index: SimilarityIndex, stored: np.ndarray, semantic: np.ndarray | None, feedback_docs: int) -> dict[str, np.ndarray]:
+    zeros = np.zeros(len(stored), dtype=np.float32)
     out = {"topic_feedback": zeros, "semantic_feedback": zeros}
-    k = min(int(feedback_docs), len(rows))
+    k = min(int(feedback_docs), len(stored))
     if not k:
         return out
-    out["topic_feedback"] = topic_similarity(_mixtures(index, rows[:k]).mean(axis=0), index, rows)
-    if lexical.has_semantic:
-        vectors = np.asarray(lexical.vectors_[rows], dtype=np.float32)
-        centroid = vectors[:k].mean(axis=0)
+    out["topic_feedback"] = _topic_similarity(_mixtures(index, stored[:k]).mean(axis=0), index, stored)
+    if semantic is not None:
+        centroid = semantic[:k].mean(axis=0)
         norm = float(np.linalg.norm(centroid))
         if norm > 0:
-            out["semantic_feedback"] = np.clip(vectors @ (centroid / norm), 0.0, 1.0)
+            out["semantic_feedback"] = np.clip(semantic @ (centroid / norm), 0.0, 1.0)
     return out
 
 

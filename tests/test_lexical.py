@@ -203,6 +203,19 @@ def test_shared_terms(scheme):
     assert lex.shared_terms(query, 1, k=1) == [weighted[0][0]]
     assert lex.shared_terms(query, 2) == []  # nothing in common
     assert lex.shared_terms(query, 1, k=0) == []
+    # the batch form agrees with the one-row form, row by row (negative rows included)
+    for k in (0, 1, 2, 10):
+        assert lex.shared_terms_many(query, [0, 1, 2, 3, -1], k=k) == [lex.shared_terms(query, r, k=k) for r in (0, 1, 2, 3, -1)]
+    assert lex.shared_terms_many(lex.transform_query(["zzz"]), [0, 1]) == [[], []]
+    with pytest.raises(IndexError):
+        lex.shared_terms_many(query, [5])
+
+
+def test_shared_terms_many_on_a_real_sized_index(docs):
+    lex = LexicalIndex(min_df=2, max_df=0.5).fit(docs)
+    query = lex.row(3)
+    rows, _ = lex.top(query, 10)
+    assert lex.shared_terms_many(query, rows.tolist(), k=5) == [lex.shared_terms(query, int(r), k=5) for r in rows]
 
 
 def test_save_load_round_trip_mmap(docs, tmp_path):
