@@ -137,7 +137,7 @@ class LexicalIndex:
         max_df: float = 0.5,
         k1: float = 1.2,
         b: float = 0.75,
-        max_query_terms: int | None = 30,
+        max_query_terms: int | None = 20,
         n_components: int = 128,
         random_state: int = 0,
         title_weight: float = 1.0,
@@ -432,7 +432,8 @@ class LexicalIndex:
         if excluded.size:
             dense[excluded] = 0.0
         k = min(max(int(RESCORE_FACTOR * n), 100) if pruned else int(n), len(dense))
-        rows = np.argpartition(dense, len(dense) - k)[len(dense) - k:] if k < len(dense) else np.arange(len(dense))
+        # (partitioning -dense at k is fast; dense at len - k degenerates on the many zero scores)
+        rows = np.argpartition(-dense, k - 1)[:k] if k < len(dense) else np.arange(len(dense))
         rows = rows[dense[rows] > 0].astype(np.int64)
         if not rows.size:
             return empty

@@ -63,7 +63,7 @@ class HybridParams:
         Share of the feedback query in the topic and semantic signals.
     """
 
-    pool: int = 200
+    pool: int = 100
     topic_weight: float = 0.2
     semantic_weight: float = 0.5
     feedback_docs: int = 10

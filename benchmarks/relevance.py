@@ -706,7 +706,7 @@ def latency(abstractor: Any, words: list[list[str]], title_words: list[list[str]
 
 #: The lexical index the product builds (``LexicalIndex`` defaults + title words counted once).
 DEFAULT_LEXICAL: dict[str, Any] = {"scheme": "bm25", "min_df": 2, "max_df": 0.5, "k1": 1.2, "b": 0.75,
-                                   "max_query_terms": 30, "n_components": 128, "title_weight": 1.0}
+                                   "max_query_terms": 20, "n_components": 128, "title_weight": 1.0}
 DEFAULT_TUNE_GRID: dict[str, Any] = {
     "lexical": [DEFAULT_LEXICAL, {**DEFAULT_LEXICAL, "title_weight": 0.0}, {**DEFAULT_LEXICAL, "scheme": "tfidf"},
                 {**DEFAULT_LEXICAL, "n_components": 0}],
