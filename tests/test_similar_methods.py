@@ -182,3 +182,44 @@ def test_update_grows_the_lexical_index(synthetic_abstractor):
     text = reloaded.document("2502.00004").text
     assert "2502.00004" in [h["id"] for h in reloaded.similar(text, n=5, method="lexical")]
     assert new_ids & {h["id"] for h in reloaded.similar(text, n=5)}
+
+
+# -- the HNSW graph travels with the artifact ---------------------------------------------
+def test_hnsw_graph_is_saved_loaded_and_updated_with_the_artifact(synthetic_corpus, tmp_path):
+    pytest.importorskip("hnswlib")
+    from abstractor_widgets.index import SimilarityIndex
+
+    trained = Abstractor.train(synthetic_corpus, 4, passes=2, progress=False, no_above=0.9, random_state=1)
+    exact = trained.index
+    trained.index = SimilarityIndex(trained.model.doc_topics_, metric=exact.metric, backend="hnsw")
+    assert trained.index.active_backend == "hnsw"
+    path = trained.save(tmp_path / "ann")
+    manifest = read_manifest(path)
+    assert "ann.hnsw" in manifest["files"] and manifest["index"]["backend"] == "hnsw"
+    loaded = Abstractor.load(path)
+    assert loaded.index.active_backend == "hnsw"  # loaded, not rebuilt
+    query = loaded.model.document_topics(ROBOTICS)
+    assert loaded.index.query(query, n=5) == exact.query(query, n=5)
+    # online update grows the graph and saves it again
+    frame = make_synthetic_frame(20, seed=5)
+    frame["id"] = [f"2503.{i:05d}" for i in range(len(frame))]
+    assert loaded.update(frame) == 20
+    again = Abstractor.load(path)
+    assert again.index.active_backend == "hnsw" and again.index._ann.get_current_count() == len(again) == 260
+    text = again.document("2503.00003").text
+    assert "2503.00003" in [h["id"] for h in again.similar(text, n=5, method="lda")]
+
+
+def test_corrupt_hnsw_graph_is_an_artifact_error(synthetic_corpus, tmp_path):
+    pytest.importorskip("hnswlib")
+    from abstractor_widgets.index import SimilarityIndex
+
+    ab = Abstractor.train(synthetic_corpus, 4, passes=2, progress=False, no_above=0.9, lexical=False)
+    ab.index = SimilarityIndex(ab.model.doc_topics_, metric=ab.index.metric, backend="hnsw")
+    path = ab.save(tmp_path / "ann")
+    graph = path / "ann.hnsw"
+    data = bytearray(graph.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    graph.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="checksum"):
+        Abstractor.load(path)
