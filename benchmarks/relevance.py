@@ -77,7 +77,7 @@ K = 10
 #: Abstracts tokenized before a timing (the tokenizer's word cache in a steady state).
 WARM_TEXTS = 1000
 RESULTS = ROOT / "benchmarks" / "results"
-DEFAULT_MODEL = Path("/tmp/relevance-k20")
+DEFAULT_MODEL = Path("/tmp/relevance-default-k20")
 CACHE = Path(os.environ.get("RELEVANCE_CACHE", "/tmp/relevance"))
 
 
@@ -565,8 +565,9 @@ def select(tuning: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # -- running -------------------------------------------------------------------------------
-def load_model(model_dir: Path, corpus: Any, n_topics: int, train_if_missing: bool, passes: int = 5) -> tuple[Any, Any]:
-    """(Abstractor, model dir) — trains and saves the model (and its words) when missing."""
+def load_model(model_dir: Path, corpus: Any, n_topics: int, train_if_missing: bool, passes: int | None = None) -> tuple[Any, Any]:
+    """(Abstractor, model dir) — trains and saves the model (and its words) when missing,
+    with the package's training defaults unless ``passes`` is given."""
     from abstractor_widgets import Abstractor
 
     if not (model_dir / "manifest.json").is_file():
@@ -577,7 +578,7 @@ def load_model(model_dir: Path, corpus: Any, n_topics: int, train_if_missing: bo
         from abstractor_widgets.store import save_artifacts
 
         logger.info("training K=%d on %d documents into %s", n_topics, len(corpus), model_dir)
-        model = TopicModel(n_topics, passes=passes, progress=True).fit(corpus.texts)
+        model = TopicModel(n_topics, progress=True, **({"passes": passes} if passes else {})).fit(corpus.texts)
         save_artifacts(model_dir, model, SimilarityIndex(model.doc_topics_), corpus,
                        corpus_info={"name": corpus.name, "size": len(corpus), "sha256": corpus.content_hash()})
         with open(str(model_dir) + ".words.pkl", "wb") as handle:

@@ -16,6 +16,7 @@ Usage::
 
     PYTHONPATH=. nice -n 5 .venv/bin/python -m benchmarks.topic_quality            # 60k papers, ~10 min
     PYTHONPATH=. .venv/bin/python -m benchmarks.topic_quality --docs 3000 --variants default,neither
+    PYTHONPATH=. nice -n 5 .venv/bin/python -m benchmarks.topic_quality --variants default,"no phrases" --seeds 1,2
 """
 
 from __future__ import annotations
@@ -36,25 +37,26 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def measure(texts: list[str], name: str, phrases: bool, abstract_stopwords: bool) -> dict[str, Any]:
+def measure(texts: list[str], name: str, phrases: bool, abstract_stopwords: bool, seed: int = 0) -> dict[str, Any]:
     """Train the default model with one preprocessing variant; its coherence and top words."""
     from abstractor_widgets.model import TopicModel
     from abstractor_widgets.text import ABSTRACT_STOPWORDS, Preprocessor, Tokenizer
 
     tokenizer = Tokenizer(extra_stopwords=ABSTRACT_STOPWORDS if abstract_stopwords else ())
     t0 = time.perf_counter()
-    model = TopicModel(20, preprocessor=Preprocessor(tokenizer=tokenizer, phrases=phrases), progress=False).fit(texts)
+    model = TopicModel(20, preprocessor=Preprocessor(tokenizer=tokenizer, phrases=phrases), random_state=seed,
+                       progress=False).fit(texts)
     seconds = time.perf_counter() - t0
     c_v, u_mass = model.coherence("c_v"), model.coherence("u_mass")
     generic = sorted(ABSTRACT_STOPWORDS)
     top = [[t for t, _ in terms] for terms in model.topics(10)]
-    row = {"variant": name, "phrases": phrases, "abstract_stopwords": abstract_stopwords, "documents": len(texts),
+    row = {"variant": name, "seed": seed, "phrases": phrases, "abstract_stopwords": abstract_stopwords, "documents": len(texts),
            "vocabulary": len(model.dictionary_), "train_seconds": round(seconds, 1), "c_v": round(c_v, 4),
            "u_mass": round(u_mass, 4),
            # how many of the 200 top words are the generic abstract words the stopword list removes
            "generic_top_words": sum(w in generic for words in top for w in words),
            "topics": [" ".join(words[:6]) for words in top], "load_average": load_average()}
-    log(f"  {name}: c_v {c_v:.4f}, u_mass {u_mass:.3f}, {row['generic_top_words']} generic top words, {seconds:.0f} s")
+    log(f"  {name}, seed {seed}: c_v {c_v:.4f}, u_mass {u_mass:.3f}, {row['generic_top_words']} generic top words, {seconds:.0f} s")
     return row
 
 
@@ -62,13 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=None, help="first N papers of the shared corpus (default: all)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names of VARIANTS")
+    parser.add_argument("--seeds", default="0", help="comma-separated random_state values (c_v moves by ~0.01 between seeds)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "topic_quality.json")
     args = parser.parse_args(argv)
     texts = shared_frame()["abstract"].tolist()[: args.docs]
-    rows = [measure(texts, name, **VARIANTS[name]) for name in args.variants.split(",")]
+    rows = [measure(texts, name, **VARIANTS[name], seed=int(seed))
+            for seed in args.seeds.split(",") for name in args.variants.split(",")]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"rows": rows}, indent=1))
-    print(table([{k: r[k] for k in ("variant", "vocabulary", "c_v", "u_mass", "generic_top_words", "train_seconds")}
+    print(table([{k: r[k] for k in ("variant", "seed", "vocabulary", "c_v", "u_mass", "generic_top_words", "train_seconds")}
                  for r in rows], title=f"Topic quality, K=20, {len(texts):,} papers"))
     return 0
 

@@ -9,7 +9,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.abstractor-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ js/package-lock.json -nt "$stamp" ] \
-   || [ ! -f abstractor_widgets/static/widget.js ]; then
+   || [ ! -f abstractor_widgets/static/widget.js ] \
+   || [ -n "$(find js/src -newer abstractor_widgets/static/widget.js -print -quit)" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   # the build hook runs `npm install && npm run build` in js/ to make abstractor_widgets/static/
   .venv/bin/python -m pip install --quiet -e ".[dev]"

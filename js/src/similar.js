@@ -37,7 +37,7 @@ export function createSimilarList({ onLoad }) {
           onclick: () => onLoad(id),
           text: title,
         }),
-        h("span", { class: "abstractor-score", title: "Similarity (1 = same topic mix)", text: score(hit?.score) }),
+        h("span", { class: "abstractor-score", title: "Similarity, 0 to 1: shared key terms, topics and meaning (1 = the same text)", text: score(hit?.score) }),
       ),
       h(
         "div",
