@@ -73,7 +73,8 @@ def corpus_words(cache: Path, n_docs: int | None) -> tuple[list[str], list[list[
         seconds.append(time.perf_counter() - t0)
         return words
 
-    words = cached_pickle(Path(cache) / "tokens" / f"words-{len(texts)}.pkl", build)
+    suffix = "" if Preprocessor().phrases else "-nophrases"  # the package default's words
+    words = cached_pickle(Path(cache) / "tokens" / f"words-{len(texts)}{suffix}.pkl", build)
     return texts, words, (seconds[0] if seconds else None)
 
 

@@ -83,6 +83,17 @@ def shared_artifact(tmp_path_factory, shared_frame) -> Path:
 
 
 @pytest.fixture(scope="session")
+def shared_phrase_abstractor(shared_frame):
+    """A small real model with phrase detection on (off by default), in memory."""
+    from abstractor_widgets import Abstractor
+    from abstractor_widgets.text import Preprocessor
+
+    corpus = Corpus.from_frame(shared_frame.iloc[:SHARED_TRAIN_DOCS], name="shared-phrases")
+    return Abstractor.train(corpus, 8, passes=1, progress=False, lexical=False, random_state=0,
+                            preprocessor=Preprocessor(phrases=True))
+
+
+@pytest.fixture(scope="session")
 def shared_abstractor(shared_artifact):
     from abstractor_widgets import Abstractor
 

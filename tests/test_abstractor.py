@@ -360,8 +360,14 @@ def test_shared_similar_to_excludes_itself(shared_abstractor):
     assert doc.id not in [h["id"] for h in hits]
 
 
+def test_phrases_are_off_by_default(shared_abstractor):
+    assert shared_abstractor.model.preprocessor_.phrases is False
+    assert shared_abstractor.model.preprocessor_.phrases_ is None
+
+
 @pytest.mark.slow
-def test_shared_phrase_span_covers_both_words(shared_abstractor):
+def test_shared_phrase_span_covers_both_words(shared_phrase_abstractor):
+    shared_abstractor = shared_phrase_abstractor
     model = shared_abstractor.model
     tokenizer = model.preprocessor_.tokenizer
     phrases = sorted(
@@ -380,8 +386,9 @@ def test_shared_phrase_span_covers_both_words(shared_abstractor):
 
 
 @pytest.mark.slow
-def test_shared_training_and_query_pipelines_agree(shared_abstractor, shared_frame):
-    pre = shared_abstractor.model.preprocessor_
+@pytest.mark.parametrize("which", ["default", "phrases"])
+def test_shared_training_and_query_pipelines_agree(shared_abstractor, shared_phrase_abstractor, shared_frame, which):
+    pre = (shared_abstractor if which == "default" else shared_phrase_abstractor).model.preprocessor_
     texts = shared_frame["abstract"].iloc[:60].tolist()
     assert pre.transform(texts, n_jobs=1) == [pre.words(t) for t in texts]
-    assert any("_" in w for words in pre.transform(texts, n_jobs=1) for w in words)
+    assert any("_" in w for words in pre.transform(texts, n_jobs=1) for w in words) == (which == "phrases")

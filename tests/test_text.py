@@ -245,7 +245,7 @@ def phrase_preprocessor() -> tuple[Preprocessor, list[str], list[list[str]]]:
         words = rng.sample(FILL, 6)
         words.insert(rng.randrange(len(words) + 1), "neural  networks")
         texts.append(" ".join(words) + ".")
-    pre = Preprocessor(phrase_min_count=5, phrase_threshold=1.0)
+    pre = Preprocessor(phrases=True, phrase_min_count=5, phrase_threshold=1.0)
     fitted = pre.fit(texts, n_jobs=1)
     return pre, texts, fitted
 
@@ -368,8 +368,8 @@ def test_property_colorize_on_corpus_like_text_marks_known_words(synthetic_model
 
 
 @pytest.fixture(scope="module")
-def shared_model(shared_abstractor):
-    return shared_abstractor.model
+def shared_model(shared_phrase_abstractor):
+    return shared_phrase_abstractor.model
 
 
 @pytest.fixture(scope="module")
