@@ -205,8 +205,10 @@ def header_html(abstractor: Abstractor, title: str | None = None) -> str:
         f"<b>{_fmt_int(size)}</b> papers" + (f" ({html.escape(name)})" if name else ""),
         f"<b>{_fmt_int(abstractor.n_topics)}</b> LDA topics",
     ]
-    if manifest.get("metric"):
-        facts.append(f"{html.escape(str(manifest['metric']))} similarity")
+    if getattr(abstractor, "lexical", None) is not None:
+        facts.append("similar papers by shared words + topics")
+    elif manifest.get("metric"):
+        facts.append(f"similar papers by topics ({html.escape(str(manifest['metric']))})")
     if path:
         facts.append(f"model <code>{html.escape(path)}</code>")
     heading = f'<h1 class="abstractor-dash-title">{html.escape(title)}</h1>' if title else ""
@@ -221,7 +223,7 @@ def header_html(abstractor: Abstractor, title: str | None = None) -> str:
         "<li><b>Random abstract</b> shows a paper of the corpus; click a similar paper's title to "
         "load its abstract, or its arXiv link to open it.</li>"
         "<li>Click a topic (or a coloured word) to highlight its words; ✎ renames a topic; "
-        "<b>Show</b> sets how many similar papers are listed.</li>"
+        "<b>Rank by</b> chooses how similar papers are found, <b>Show</b> how many are listed.</li>"
         "</ul></div>"
     )
 

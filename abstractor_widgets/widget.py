@@ -157,10 +157,13 @@ class AbstractorWidget(anywidget.AnyWidget):
         Initial abstract.
     n_similar : int
         Number of similar papers, clamped to ``[1, 50]``.
+    method : str
+        Ranking of the similar papers: ``""`` (the model's default, ``"hybrid"`` when it
+        has a lexical index) or one of :attr:`methods` (see ``Abstractor.similar``).
 
     Notes
     -----
-    Setting :attr:`text` or :attr:`n_similar` (from Python or the browser) recomputes
+    Setting :attr:`text`, :attr:`n_similar` or :attr:`method` (from Python or the browser) recomputes
     the result with one ``abstractor.analyze`` call. Actions are methods
     (:meth:`random_abstract`, :meth:`load_document`, :meth:`rename_topic`) that the
     browser triggers with custom messages ``{"type": "random"}``,
@@ -174,6 +177,9 @@ class AbstractorWidget(anywidget.AnyWidget):
     # Inputs (the browser may write these).
     text = t.Unicode("", help="The abstract being analysed.").tag(sync=True)
     n_similar = t.Int(5, help="How many similar papers to list (1-50).").tag(sync=True)
+    method = t.Unicode("", help="Ranking of similar papers: '' (the model's default) or one of `methods`.").tag(
+        sync=True
+    )
     highlight_topic = t.Int(None, allow_none=True, help="Topic whose words are emphasised.").tag(
         sync=True
     )
@@ -195,19 +201,20 @@ class AbstractorWidget(anywidget.AnyWidget):
         sync=True
     )
     max_text_chars = t.Int(MAX_TEXT_CHARS, read_only=True).tag(sync=True)
+    methods = t.List(help="Ranking methods the model supports (the first is its default).").tag(sync=True)
     editable_labels = t.Bool(True, help="Whether topic labels can be renamed from the view.").tag(sync=True)
 
     #: Traits a browser may set; any other synced trait it sends is refused and re-sent.
     _BROWSER_WRITABLE: ClassVar[frozenset[str]] = frozenset(
-        {"text", "n_similar", "highlight_topic", "request_id"}
+        {"text", "n_similar", "method", "highlight_topic", "request_id"}
     )
     _KERNEL_OWNED: ClassVar[frozenset[str]] = frozenset(
         {"spans", "doc_topics", "similar", "topics", "reason", "source", "result_id",
-         "elapsed_ms", "busy", "error", "max_text_chars", "editable_labels"}
+         "elapsed_ms", "busy", "error", "max_text_chars", "editable_labels", "methods"}
     )  # fmt: skip
 
     def __init__(
-        self, abstractor: Abstractor, text: str = "", n_similar: int = 5, **kwargs: Any
+        self, abstractor: Abstractor, text: str = "", n_similar: int = 5, method: str = "", **kwargs: Any
     ) -> None:
         self._abstractor = abstractor
         self._n_topics = int(abstractor.n_topics)
@@ -216,7 +223,9 @@ class AbstractorWidget(anywidget.AnyWidget):
         self._dirty = False
         super().__init__(**kwargs)
         self.topics = self._topic_state()
+        self.methods = self._methods()
         self.n_similar = n_similar
+        self.method = method
         self.text = text
         self._holding = False
         self._update()
@@ -242,6 +251,9 @@ class AbstractorWidget(anywidget.AnyWidget):
         self._abstractor = self._abstractor.reload()
         self._n_topics = int(self._abstractor.n_topics)
         self.topics = self._topic_state()
+        self.methods = self._methods()
+        if self.method and self.method not in self.methods:
+            self.method = ""  # the reloaded model lacks it (recomputes)
         self._update()
 
     # ------------------------------------------------------------------ validation
@@ -261,6 +273,14 @@ class AbstractorWidget(anywidget.AnyWidget):
             raise t.TraitError("n_similar must be an integer.")
         return min(max(int(value), N_SIMILAR_MIN), N_SIMILAR_MAX)
 
+    @t.validate("method")
+    def _validate_method(self, proposal: dict[str, Any]) -> str:
+        value = proposal["value"]
+        allowed = self._methods()
+        if value and value not in allowed:
+            raise t.TraitError(f"method must be '' (the default) or one of {', '.join(allowed)}.")
+        return value
+
     @t.validate("highlight_topic")
     def _validate_highlight_topic(self, proposal: dict[str, Any]) -> int | None:
         value = proposal["value"]
@@ -271,7 +291,7 @@ class AbstractorWidget(anywidget.AnyWidget):
         return value
 
     # ------------------------------------------------------------------ updates
-    @t.observe("text", "n_similar")
+    @t.observe("text", "n_similar", "method")
     def _on_input(self, _change: dict[str, Any]) -> None:
         if self._holding:
             self._dirty = True
@@ -288,7 +308,8 @@ class AbstractorWidget(anywidget.AnyWidget):
         reason, elapsed = "", 0.0
         try:
             # The loaded paper would be its own best match: ask for one more, drop it.
-            analysis = self._abstractor.analyze(text, n + 1 if exclude else n)
+            kwargs = {"method": self.method} if self.method else {}
+            analysis = self._abstractor.analyze(text, n + 1 if exclude else n, **kwargs)
             spans, doc_topics = analysis.spans, analysis.doc_topics
             similar = [_lean_hit(h) for h in analysis.similar if h["id"] != exclude][:n]
             reason = analysis.reason or ""
@@ -304,6 +325,12 @@ class AbstractorWidget(anywidget.AnyWidget):
             self.error = problem
             self.result_id = self.request_id
             self.busy = False
+
+    def _methods(self) -> list[str]:
+        """The facade's ranking methods, its default first."""
+        methods = list(getattr(self._abstractor, "methods", ("lda",)))
+        default = getattr(self._abstractor, "default_method", methods[0])
+        return [default] + [m for m in methods if m != default]
 
     def _topic_state(self) -> list[dict[str, Any]]:
         """The facade's topics plus each one's colour and underline style."""

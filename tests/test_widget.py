@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import traitlets as t
 import traitlets
 
 from abstractor_widgets import Abstractor, AbstractorWidget
@@ -57,9 +58,9 @@ def calls(ab, monkeypatch) -> list[tuple[str, int]]:
     seen: list[tuple[str, int]] = []
     original = ab.analyze
 
-    def analyze(text, n=5):
-        seen.append((text, n))
-        return original(text, n)
+    def analyze(text, n=5, method=None):
+        seen.append((text, n) if method is None else (text, n, method))
+        return original(text, n, method=method)
 
     monkeypatch.setattr(ab, "analyze", analyze)
     return seen
@@ -322,6 +323,9 @@ HOSTILE_STATES = [
     pytest.param({"highlight_topic": -1}, id="highlight-negative"),
     pytest.param({"highlight_topic": "1"}, id="highlight-string"),
     pytest.param({"request_id": "x"}, id="request-id-string"),
+    pytest.param({"method": "tfidf"}, id="method-unknown"),
+    pytest.param({"method": 3}, id="method-number"),
+    pytest.param({"methods": ["evil"]}, id="write-methods"),
     pytest.param({"spans": [{"text": "<b>pwned</b>", "topic": 0}]}, id="write-spans"),
     pytest.param({"topics": []}, id="write-topics"),
     pytest.param({"error": ""}, id="write-error"),
@@ -388,3 +392,42 @@ def test_read_only_labels_refuse_renames_from_the_browser(widget, ab):
     # the browser may not flip the switch back
     widget.set_state({"editable_labels": True})
     assert widget.editable_labels is False
+
+
+# ---------------------------------------------------------------------- ranking method
+def test_methods_list_the_default_first(widget, ab):
+    assert widget.methods == ["hybrid", "lexical", "lda"] and ab.default_method == "hybrid"
+    assert widget.method == ""
+    assert all(hit["shared_terms"] for hit in widget.similar)  # the hybrid explains by terms
+
+
+@pytest.mark.parametrize("method", ["lda", "lexical", "hybrid"])
+def test_method_from_python_recomputes_once_with_that_ranking(widget, ab, calls, method):
+    widget.method = method
+    assert calls == [(widget.text, 3, method)]
+    expected = [h["id"] for h in ab.similar(widget.text, n=3, method=method)]
+    assert [h["id"] for h in widget.similar] == expected
+    assert all(bool(h["shared_terms"]) == (method != "lda") for h in widget.similar)
+
+
+def test_method_from_the_browser_answers_its_request(widget, calls):
+    widget.set_state({"method": "lda", "request_id": 9})
+    assert calls == [(widget.text, 3, "lda")] and widget.result_id == 9 and widget.error == ""
+    assert all(h["shared_terms"] == [] for h in widget.similar)
+
+
+def test_method_in_the_constructor(ab, text):
+    w = AbstractorWidget(ab, text=text, method="lexical")
+    assert w.method == "lexical" and [h["id"] for h in w.similar] == [h["id"] for h in ab.similar(text, method="lexical")]
+    with pytest.raises(t.TraitError, match="one of hybrid, lexical, lda"):
+        AbstractorWidget(ab, text=text, method="bm25")
+
+
+def test_model_without_lexical_index_offers_lda_only(synthetic_corpus, text):
+    from abstractor_widgets import Abstractor
+
+    ab = Abstractor.train(synthetic_corpus, 4, passes=2, progress=False, no_above=0.9, lexical=False)
+    w = AbstractorWidget(ab, text=text)
+    assert w.methods == ["lda"] and len(w.similar) == 5
+    w.set_state({"method": "hybrid"})
+    assert w.method == "" and "Ignored an invalid value for 'method'" in w.error

@@ -70,3 +70,10 @@ export function clampN(value, fallback = 5, lo = 1, hi = 50) {
   if (!Number.isFinite(n)) return fallback;
   return Math.min(hi, Math.max(lo, n));
 }
+
+const METHOD_NAMES = { hybrid: "words + topics", lexical: "shared words", lda: "topics only" };
+
+/** What a ranking method is called in the view ("hybrid" -> "words + topics"); unknown names as given. */
+export function methodName(method) {
+  return Object.hasOwn(METHOD_NAMES, method) ? METHOD_NAMES[method] : String(method);
+}

@@ -7,7 +7,7 @@
 // {type: "random"}, {type: "load_similar", id}, {type: "rename_topic", topic, label}.
 
 import { h, replace, uid } from "./dom.js";
-import { clampN, safeUrl } from "./format.js";
+import { clampN, methodName, safeUrl } from "./format.js";
 import { createLegend } from "./legend.js";
 import { mixBar, mixCaption } from "./mix.js";
 import { createSimilarList } from "./similar.js";
@@ -18,7 +18,7 @@ const DEBOUNCE_MS = 150;
 const SLOW_MS = 5000;
 
 function render({ model, el }) {
-  const ids = { text: uid(), hint: uid(), doc: uid(), topics: uid(), similar: uid(), n: uid() };
+  const ids = { text: uid(), hint: uid(), doc: uid(), topics: uid(), similar: uid(), n: uid(), method: uid() };
   const subscriptions = [];
   const on = (event, fn) => {
     model.on(event, fn);
@@ -127,6 +127,9 @@ function render({ model, el }) {
     inputmode: "numeric",
   });
   nInput.value = String(get("n_similar", 5));
+  // Ranking of the similar papers: "" is the model's default (the first of `methods`).
+  const methodSelect = h("select", { id: ids.method, class: "abstractor-method" });
+  const methodLabel = h("label", { class: "abstractor-n-label", for: ids.method }, "Rank by ", methodSelect);
   const noHits = h("p", { class: "abstractor-muted abstractor-no-hits", hidden: true, text: "No similar papers found." });
 
   const docSection = h(
@@ -151,7 +154,7 @@ function render({ model, el }) {
       "div",
       { class: "abstractor-section-head" },
       h("h3", { id: ids.similar, class: "abstractor-h", text: "Similar papers" }),
-      h("label", { class: "abstractor-n-label", for: ids.n }, "Show ", nInput),
+      h("div", { class: "abstractor-similar-controls" }, methodLabel, h("label", { class: "abstractor-n-label", for: ids.n }, "Show ", nInput)),
     ),
     similarList.el,
     noHits,
@@ -193,6 +196,10 @@ function render({ model, el }) {
     }
     if (n !== get("n_similar", 5)) {
       model.set("n_similar", n);
+      changed = true;
+    }
+    if (!methodLabel.hidden && methodSelect.value !== get("method", "")) {
+      model.set("method", methodSelect.value);
       changed = true;
     }
     if (changed) {
@@ -244,6 +251,7 @@ function render({ model, el }) {
     nTimer = setTimeout(flush, DEBOUNCE_MS * 2);
   });
   nInput.addEventListener("change", commitN);
+  methodSelect.addEventListener("change", flush);
   nInput.addEventListener("keydown", (e) => {
     if (e.key === "Enter") {
       e.preventDefault();
@@ -252,6 +260,16 @@ function render({ model, el }) {
   });
 
   // ------------------------------------------------------------- drawing
+  function drawMethods() {
+    const methods = (Array.isArray(get("methods", [])) ? get("methods", []) : []).filter((m) => typeof m === "string");
+    const options = methods.map((m, i) =>
+      h("option", { value: i === 0 ? "" : m, text: methodName(m) + (i === 0 ? " (default)" : "") }),
+    );
+    methodSelect.replaceChildren(...options);
+    methodSelect.value = methods.slice(1).includes(get("method", "")) ? get("method", "") : "";
+    methodLabel.hidden = methods.length < 2;
+  }
+
   function drawStatus() {
     const busy = Boolean(get("busy", false)) || pending();
     root.setAttribute("aria-busy", String(busy));
@@ -373,7 +391,12 @@ function render({ model, el }) {
   on("change:n_similar", () => {
     if (nTimer === null) nInput.value = String(get("n_similar", 5));
   });
+  on("change:methods", drawMethods);
+  on("change:method", () => {
+    if (!queued) methodSelect.value = get("method", "");
+  });
 
+  drawMethods();
   drawError();
   drawResults();
 

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import test from "node:test";
 
-import { clampN, describeMix, pct, rgbChannels, safeColor, safePattern, safeUrl, score, topShares, topicName } from "../src/format.js";
+import { clampN, describeMix, methodName, pct, rgbChannels, safeColor, safePattern, safeUrl, score, topShares, topicName } from "../src/format.js";
 
 test("safeUrl keeps http(s) only", () => {
   assert.equal(safeUrl("https://arxiv.org/abs/2401.00001"), "https://arxiv.org/abs/2401.00001");
@@ -58,4 +58,12 @@ test("clampN", () => {
   assert.equal(clampN("abc", 5), 5);
   assert.equal(clampN("", 9), 9);
   assert.equal(clampN("4.6"), 5);
+});
+
+test("ranking methods get readable names", () => {
+  assert.equal(methodName("hybrid"), "words + topics");
+  assert.equal(methodName("lexical"), "shared words");
+  assert.equal(methodName("lda"), "topics only");
+  assert.equal(methodName("other"), "other");
+  assert.equal(methodName("__proto__"), "__proto__");
 });

@@ -196,6 +196,9 @@ def test_dashboard_layout_and_escaped_header(synthetic_abstractor):
     assert "A &lt;b&gt;title&lt;/b&gt;" in html
     assert f"<b>{len(synthetic_abstractor):,}</b> papers" in html and "<b>4</b> LDA topics" in html
     assert header_html(synthetic_abstractor).count("<li>") == 3
+    assert "similar papers by shared words + topics" in html  # the model has a lexical index
+    synthetic_abstractor.lexical = None
+    assert "similar papers by topics (hellinger)" in header_html(synthetic_abstractor)
 
 
 # ------------------------------------------------------------------------- light theme
@@ -258,6 +261,38 @@ def test_changing_n_changes_the_list_length(dashboard):
         set_n(page, n)
         assert len(hits(page)) == n
         assert all(any(ARXIV.match(x) for x in h["links"]) for h in hits(page))
+
+
+@browser
+def test_ranking_selector_switches_method_and_explanations(dashboard):
+    page = dashboard.page
+    set_text(page, SAMPLE_TEXT + " Which ranking?")
+    set_n(page, 5)
+    select = page.get_by_label("Rank by")
+    options = select.locator("option").all_text_contents()
+    assert options == ["words + topics (default)", "shared words", "topics only"]
+
+    def explained() -> list[bool]:
+        return page.eval_on_selector_all(HIT, "lis => lis.map(li => li.textContent.includes('Shared terms:'))")
+
+    assert all(explained())  # the default (hybrid) explains every hit by its shared terms
+    default_titles = [h["title"] for h in hits(page)]
+    select.select_option(label="topics only")
+    page.wait_for_function(
+        "([sel]) => [...document.querySelectorAll(sel)].every(li => !li.textContent.includes('Shared terms:'))"
+        " && document.querySelector('.abstractor-root').getAttribute('aria-busy') === 'false'",
+        arg=[HIT], timeout=30_000,
+    )
+    assert len(hits(page)) == 5 and not any(explained())
+    select.focus()  # keyboard: back to the default with the arrow keys
+    page.keyboard.press("Home")
+    select.select_option(value="")
+    page.wait_for_function(
+        "([sel]) => [...document.querySelectorAll(sel)].every(li => li.textContent.includes('Shared terms:'))"
+        " && document.querySelector('.abstractor-root').getAttribute('aria-busy') === 'false'",
+        arg=[HIT], timeout=30_000,
+    )
+    assert [h["title"] for h in hits(page)] == default_titles
 
 
 @browser
