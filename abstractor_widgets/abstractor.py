@@ -169,7 +169,7 @@ class Abstractor:
 
     @property
     def methods(self) -> tuple[str, ...]:
-        """The ranking methods this model supports."""
+        """The ranking methods this model supports, :attr:`default_method` first."""
         return METHODS if self.lexical is not None else ("lda",)
 
     # -- construction ---------------------------------------------------------------

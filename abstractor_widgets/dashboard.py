@@ -205,7 +205,7 @@ def header_html(abstractor: Abstractor, title: str | None = None) -> str:
         f"<b>{_fmt_int(size)}</b> papers" + (f" ({html.escape(name)})" if name else ""),
         f"<b>{_fmt_int(abstractor.n_topics)}</b> LDA topics",
     ]
-    if getattr(abstractor, "lexical", None) is not None:
+    if abstractor.default_method == "hybrid":
         facts.append("similar papers by shared words + topics")
     elif manifest.get("metric"):
         facts.append(f"similar papers by topics ({html.escape(str(manifest['metric']))})")

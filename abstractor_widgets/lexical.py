@@ -323,9 +323,7 @@ class LexicalIndex:
         self._check_fitted()
         if isinstance(row, bool) or not isinstance(row, (int, np.integer)):
             raise TypeError(f"row must be an integer, not {type(row).__name__}")
-        if not -len(self) <= row < len(self):
-            raise IndexError(f"row {row} out of range ({len(self)} documents)")
-        row = int(row) % len(self)
+        row = self._check_row(row)
         start, end = int(self.matrix_.indptr[row]), int(self.matrix_.indptr[row + 1])
         return self._query(np.asarray(self.matrix_.indices[start:end], dtype=np.int64),
                            np.asarray(self.counts_[start:end], dtype=np.float64))
@@ -363,6 +361,18 @@ class LexicalIndex:
         if not hasattr(self, "matrix_"):
             raise RuntimeError("this LexicalIndex is not fitted: call fit() or load()")
 
+    def _check_row(self, row: int) -> int:
+        """``row`` as a non-negative index (negative rows count from the end)."""
+        if not -len(self) <= row < len(self):
+            raise IndexError(f"row {row} out of range ({len(self)} documents)")
+        return int(row) % len(self)
+
+    def _dense_query(self, cols: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """The query's weights as a dense (n_terms,) float32 vector."""
+        dense = np.zeros(self.n_terms, dtype=np.float32)
+        dense[cols] = weights
+        return dense
+
     def _query_arrays(self, query_row: Any) -> tuple[np.ndarray, np.ndarray]:
         query = query_row if sp.issparse(query_row) else sp.csr_matrix(query_row)
         if query.shape != (1, self.n_terms):
@@ -393,10 +403,8 @@ class LexicalIndex:
 
     def _rescore(self, rows: np.ndarray, cols: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Exact scores of documents ``rows`` for the query (cols, weights)."""
-        dense = np.zeros(self.n_terms, dtype=np.float32)
-        dense[cols] = weights
         # scipy's row gather + product run in C: ~2x faster than a numpy gather of the entries
-        products = self.matrix_[rows] @ dense.astype(np.float64)
+        products = self.matrix_[rows] @ self._dense_query(cols, weights).astype(np.float64)
         return np.minimum(np.asarray(products, dtype=np.float32).ravel(), 1.0)
 
     def top(self, query_row: sp.csr_matrix, n: int, exclude_rows: Iterable[int] = ()) -> tuple[np.ndarray, np.ndarray]:
@@ -448,17 +456,8 @@ class LexicalIndex:
         """
         self._check_fitted()
         cols, weights = self._query_arrays(query_row)
-        if not -len(self) <= row < len(self):
-            raise IndexError(f"row {row} out of range ({len(self)} documents)")
-        row = int(row) % len(self)
-        start, end = int(self.matrix_.indptr[row]), int(self.matrix_.indptr[row + 1])
-        doc_cols = np.asarray(self.matrix_.indices[start:end])
-        common, qi, di = np.intersect1d(cols, doc_cols, assume_unique=True, return_indices=True)
-        if not common.size:
-            return []
-        products = weights[qi] * np.asarray(self.matrix_.data[start:end], dtype=np.float32)[di]
-        order = np.lexsort((common, -products))
-        return [(self.terms_[int(common[i])], float(products[i])) for i in order]
+        terms, products = self._contributions(self._dense_query(cols, weights), self._check_row(row))
+        return [(self.terms_[int(c)], float(p)) for c, p in zip(terms, products)]
 
     def shared_terms(self, query_row: sp.csr_matrix, row: int, k: int = 5) -> list[str]:
         """The ``k`` shared terms that contribute most to the query-document score.
@@ -473,23 +472,20 @@ class LexicalIndex:
         self._check_fitted()
         cols, weights = self._query_arrays(query_row)
         k = max(0, int(k))
-        out: list[list[str]] = []
         if not cols.size or not k:
             return [[] for _ in rows]
-        dense = np.zeros(self.n_terms, dtype=np.float32)
-        dense[cols] = weights
-        indptr, indices, data = self.matrix_.indptr, self.matrix_.indices, self.matrix_.data
-        for row in rows:
-            if not -len(self) <= row < len(self):
-                raise IndexError(f"row {row} out of range ({len(self)} documents)")
-            row = int(row) % len(self)
-            start, end = int(indptr[row]), int(indptr[row + 1])
-            doc_cols = np.asarray(indices[start:end])
-            products = np.asarray(data[start:end], dtype=np.float32) * dense[doc_cols]
-            hit = np.flatnonzero(products)
-            order = hit[np.lexsort((doc_cols[hit], -products[hit]))][:k]
-            out.append([self.terms_[int(c)] for c in doc_cols[order]])
-        return out
+        dense = self._dense_query(cols, weights)
+        return [[self.terms_[int(c)] for c in self._contributions(dense, self._check_row(row))[0][:k]] for row in rows]
+
+    def _contributions(self, dense_query: np.ndarray, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """(columns, products) of the terms document ``row`` shares with the query, strongest
+        first, ties by column."""
+        start, end = int(self.matrix_.indptr[row]), int(self.matrix_.indptr[row + 1])
+        doc_cols = np.asarray(self.matrix_.indices[start:end])
+        products = np.asarray(self.matrix_.data[start:end], dtype=np.float32) * dense_query[doc_cols]
+        shared = np.flatnonzero(products)
+        order = shared[np.lexsort((doc_cols[shared], -products[shared]))]
+        return doc_cols[order], products[order]
 
     # -- persistence ----------------------------------------------------------------
     def to_files(self) -> dict[str, bytes]:

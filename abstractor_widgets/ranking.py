@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 #: Ranking methods offered by ``Abstractor.similar(..., method=...)``.
 METHODS = ("hybrid", "lexical", "lda")
-DEFAULT_METHOD = "hybrid"
+DEFAULT_METHOD = METHODS[0]  # "hybrid"; Abstractor.methods lists the default first
 
 
 @dataclass(frozen=True)

@@ -224,7 +224,7 @@ class Preprocessor:
         Learn bigram phrases (gensim ``Phrases``) in :meth:`fit`. A phrase token's span
         covers both words (and what stands between them). Off by default: on the 60k
         arXiv corpus, K=20 topics without phrases are more coherent (c_v 0.551 / 0.532 /
-        0.551 vs 0.533 / 0.512 / 0.517 with phrases, seeds 0-2; ``docs/relevance.md``).
+        0.573 vs 0.533 / 0.512 / 0.517 with phrases, seeds 0-2; ``docs/relevance.md``).
     phrase_min_count : int
         Minimum count of a bigram to become a phrase.
     phrase_threshold : float

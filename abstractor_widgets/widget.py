@@ -223,7 +223,7 @@ class AbstractorWidget(anywidget.AnyWidget):
         self._dirty = False
         super().__init__(**kwargs)
         self.topics = self._topic_state()
-        self.methods = self._methods()
+        self.methods = list(abstractor.methods)
         self.n_similar = n_similar
         self.method = method
         self.text = text
@@ -251,7 +251,7 @@ class AbstractorWidget(anywidget.AnyWidget):
         self._abstractor = self._abstractor.reload()
         self._n_topics = int(self._abstractor.n_topics)
         self.topics = self._topic_state()
-        self.methods = self._methods()
+        self.methods = list(self._abstractor.methods)
         if self.method and self.method not in self.methods:
             self.method = ""  # the reloaded model lacks it (recomputes)
         self._update()
@@ -276,9 +276,8 @@ class AbstractorWidget(anywidget.AnyWidget):
     @t.validate("method")
     def _validate_method(self, proposal: dict[str, Any]) -> str:
         value = proposal["value"]
-        allowed = self._methods()
-        if value and value not in allowed:
-            raise t.TraitError(f"method must be '' (the default) or one of {', '.join(allowed)}.")
+        if value and value not in self.methods:
+            raise t.TraitError(f"method must be '' (the default) or one of {', '.join(self.methods)}.")
         return value
 
     @t.validate("highlight_topic")
@@ -308,8 +307,7 @@ class AbstractorWidget(anywidget.AnyWidget):
         reason, elapsed = "", 0.0
         try:
             # The loaded paper would be its own best match: ask for one more, drop it.
-            kwargs = {"method": self.method} if self.method else {}
-            analysis = self._abstractor.analyze(text, n + 1 if exclude else n, **kwargs)
+            analysis = self._abstractor.analyze(text, n + 1 if exclude else n, method=self.method or None)
             spans, doc_topics = analysis.spans, analysis.doc_topics
             similar = [_lean_hit(h) for h in analysis.similar if h["id"] != exclude][:n]
             reason = analysis.reason or ""
@@ -325,12 +323,6 @@ class AbstractorWidget(anywidget.AnyWidget):
             self.error = problem
             self.result_id = self.request_id
             self.busy = False
-
-    def _methods(self) -> list[str]:
-        """The facade's ranking methods, its default first."""
-        methods = list(getattr(self._abstractor, "methods", ("lda",)))
-        default = getattr(self._abstractor, "default_method", methods[0])
-        return [default] + [m for m in methods if m != default]
 
     def _topic_state(self) -> list[dict[str, Any]]:
         """The facade's topics plus each one's colour and underline style."""

@@ -162,7 +162,7 @@ def test_text_from_python_over_the_limit_raises_trait_error(widget, text):
 
 
 def test_analysis_failure_sets_error_not_raise(widget, monkeypatch):
-    def broken(text, n=5):
+    def broken(text, n=5, method=None):
         raise RuntimeError("index exploded")
 
     monkeypatch.setattr(widget.abstractor, "analyze", broken)
