@@ -430,7 +430,7 @@ class Abstractor:
                 hits = self._hits(ranked, doc, query_row)
         return Analysis(
             spans=spans,
-            doc_topics=[round(float(v), 5) for v in doc],
+            doc_topics=np.round(doc.astype(np.float64), 5).tolist(),
             similar=hits,
             reason=reason,
             elapsed_ms=(time.perf_counter() - start) * 1000,
@@ -455,7 +455,7 @@ class Abstractor:
             "id": doc.id,
             "title": doc.title,
             "score": round(float(score), 5),
-            "topics": [round(float(v), 4) for v in mix],
+            "topics": np.round(mix.astype(np.float64), 4).tolist(),
             "url": arxiv_url(doc.id),
             "abstract": doc.text,
             "categories": doc.categories,

@@ -424,7 +424,7 @@ class TopicModel:
         norm = phi.sum(axis=0)
         share = top / norm
         word_topic = dict(zip(ids.tolist(), best.tolist()))
-        word_weight = dict(zip(ids.tolist(), share.tolist()))
+        word_weight = dict(zip(ids.tolist(), np.round(share.astype(np.float64), 4).tolist()))
         # as gensim's per-word topics: phi scaled by count / (norm + eps) must reach
         # minimum_phi_value (0.01), so a word negligible under every topic gets no topic
         topical = top * cts / (norm + np.finfo(lda.dtype).eps) >= 0.01
@@ -475,7 +475,7 @@ def _spans(
             _plain(spans, text, position, token.start)
         spans.append(
             {"start": token.start, "end": token.end, "text": text[token.start : token.end],
-             "topic": word_topic[wid], "weight": round(word_weight[wid], 4)}
+             "topic": word_topic[wid], "weight": word_weight[wid]}
         )
         position = token.end
     if position < len(text):

@@ -122,15 +122,29 @@ def test_extra_files_are_listed_and_verified(loaded, tmp_path):
 
 
 # -- memory mapping ------------------------------------------------------------------------
+def mapped(array) -> bool:
+    """A memory map, or a plain view of one (the same shared pages, not a private copy)."""
+    return isinstance(array, np.memmap) or isinstance(array.base, np.memmap)
+
+
 def test_large_arrays_are_memory_mapped_after_load(loaded):
     model, index, documents, _ = loaded
-    assert isinstance(model.doc_topics_, np.memmap)
-    assert isinstance(index.vectors_, np.memmap)
+    assert mapped(model.doc_topics_)
+    assert mapped(index.vectors_)
     assert isinstance(model.lda_.expElogbeta, np.memmap)
     for field in ("id", "text"):
-        assert isinstance(documents._blobs[field], np.memmap)
-        assert isinstance(documents._offsets[field], np.memmap)
-    assert isinstance(documents._id_order, np.memmap)
+        assert mapped(documents._blobs[field])
+        assert mapped(documents._offsets[field])
+    assert mapped(documents._id_order)
+
+
+def test_per_query_arrays_are_plain_views_of_the_maps(loaded):
+    """Slicing np.memmap costs Python-level work per slice; the hot arrays are plain ndarray views."""
+    model, index, documents, _ = loaded
+    arrays = [model.doc_topics_, index.vectors_, documents._id_order]
+    arrays += [documents._blobs[f] for f in ("id", "title")] + [documents._offsets[f] for f in ("id", "title")]
+    for array in arrays:
+        assert type(array) is np.ndarray and isinstance(array.base, np.memmap)
 
 
 def test_topic_word_statistics_are_memory_mapped_too(loaded):
@@ -141,8 +155,8 @@ def test_topic_word_statistics_are_memory_mapped_too(loaded):
 
 def test_load_without_mmap_gives_plain_arrays(artifact):
     model, index, documents, _ = load_artifacts(artifact, mmap=False)
-    assert not isinstance(model.doc_topics_, np.memmap)
-    assert not isinstance(index.vectors_, np.memmap)
+    assert not mapped(model.doc_topics_)
+    assert not mapped(index.vectors_)
     assert documents[0].id == "2401.00000"
 
 
