@@ -198,6 +198,29 @@ def test_chance_baselines():
     assert harness.chance_precision(labels, list(range(30))) == pytest.approx(brute)
 
 
+def test_query_counted_leaves_the_query_in(synthetic_corpus, synthetic_abstractor):
+    """Ranking with the query kept: the measure equals (1 + hits among the next 9) / 10
+    whenever the query ranks itself first, and the method's exclusion is restored."""
+    report_universe = harness.build_universe(synthetic_corpus, synthetic_abstractor.model,
+                                             *harness.model_words(synthetic_abstractor.model, synthetic_corpus, None, cache=False))
+    lda = harness.LdaMethod(report_universe, synthetic_abstractor.model)
+    queries = np.arange(30)
+    out = harness.query_counted(lda, report_universe, queries)
+    assert lda.exclude_query is True
+    excluded = lda.rank(queries.tolist())
+    labels = report_universe.labels
+    lda.exclude_query = False
+    kept = lda.rank(queries.tolist())
+    lda.exclude_query = True
+    first = [q for q in queries if kept[q][0] == q]
+    assert out["query_ranked_first"] == pytest.approx(len(first) / len(queries)) and len(first) >= 20
+    # (synthetic twins with the same mixture may outrank the query: ties go by row)
+    assert all(q not in excluded[q] for q in queries) and all(q in kept[q] for q in queries)
+    expected = np.mean([sum(labels[r] == labels[q] for r in kept[q][:10]) / 10 for q in queries])
+    assert out["p_at_10_query_counted"] == pytest.approx(expected)
+    assert out["p_at_10_query_counted"] >= harness.summarize(excluded, labels, report_universe.sets)["p_at_10"]
+
+
 def test_summarize_and_primary():
     labels = ["a", "a", "b", "b"]
     sets = [frozenset({"a"}), frozenset({"a", "x"}), frozenset({"b"}), frozenset({"b"})]
@@ -217,6 +240,9 @@ def _check_report(report):
         assert 0.0 <= res["p_at_10"] <= 1.0 and 0.0 <= res["jaccard"] <= 1.0
         assert res["n_queries"] == report["queries"]["eval"]
         assert res["query_ms_p50"] > 0
+        # the query left in the index counts as a hit when it is retrieved
+        assert 0.0 <= res["query_ranked_first"] <= 1.0
+        assert res["p_at_10_query_counted"] >= res["p_at_10"]
     assert 0.0 <= full["chance"]["p_at_10"] <= 1.0
     assert report["end_to_end"]["total_ms_p50"] > 0
     assert "| hybrid |" in harness.format_table(report)
@@ -255,6 +281,9 @@ def test_harness_quick_on_shared_slice(shared_frame, shared_abstractor):
     full = report["full"]
     assert full["hybrid"]["p_at_10"] > full["chance"]["p_at_10"] + 0.08
     assert full["lexical"]["p_at_10"] > full["chance"]["p_at_10"] + 0.08
+    for name in ("tfidf-ref", "lexical", "hybrid"):  # real abstracts: each is its own best match
+        assert full[name]["query_ranked_first"] >= 0.9
+        assert full[name]["p_at_10_query_counted"] > full[name]["p_at_10"]
 
 
 def test_build_lexical_index_from_model(synthetic_corpus, synthetic_abstractor):
