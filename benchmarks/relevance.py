@@ -521,12 +521,15 @@ def chance(universe: Universe, queries: np.ndarray, minority: np.ndarray) -> dic
 
 
 def end_to_end(abstractor: Any, lexical: LexicalIndex, texts: Sequence[str], params: HybridParams, n: int = 5,
-               warm_texts: Sequence[str] = ()) -> dict[str, float]:
+               warm_texts: Sequence[str] = (), tfidf: TfidfReference | None = None) -> dict[str, float]:
     """Latency of ``Abstractor.analyze(text, n=5)`` with the hybrid ranking (the default) and
     with ``method="lda"``, interleaved text by text, on the full artifact.
 
     Both colour every word (one LDA inference with per-word topics) and build ``n`` hits;
-    the hybrid adds the lexical query, the re-rank and the shared terms.
+    the hybrid adds the lexical query, the re-rank and the shared terms. With ``tfidf``,
+    the reference's bare query (text to ranked top 10, no colouring) is timed in the same
+    rotation, so ``hybrid_over_tfidf`` is a ratio measured side by side, free of the
+    machine's speed of the moment.
     """
     abstractor.lexical, abstractor.hybrid_params = lexical, params
     times: dict[str, list[float]] = {"hybrid": [], "lda": []}
@@ -534,16 +537,32 @@ def end_to_end(abstractor: Any, lexical: LexicalIndex, texts: Sequence[str], par
     for text in warm_texts[:10]:
         abstractor.analyze(text, n=n)
         abstractor.analyze(text, n=n, method="lda")
-    for i, text in enumerate(texts):
-        for method in (("hybrid", "lda") if i % 2 else ("lda", "hybrid")):
-            t0 = time.perf_counter()
+        if tfidf is not None:
+            _top_dense(tfidf.query_scores(text), K, None)
+
+    def run_one(method: str, text: str) -> None:
+        if method == "tfidf-ref":
+            with single_threaded_blas():
+                _top_dense(tfidf.query_scores(text), K, None)  # type: ignore[union-attr]
+        else:
             abstractor.analyze(text, n=n, method=method)
+
+    rotation = ["hybrid", "lda"] + (["tfidf-ref"] if tfidf is not None else [])
+    times.update({m: [] for m in rotation})
+    for i, text in enumerate(texts):
+        for method in rotation[i % len(rotation):] + rotation[: i % len(rotation)]:
+            t0 = time.perf_counter()
+            run_one(method, text)
             times[method].append((time.perf_counter() - t0) * 1000)
     out: dict[str, Any] = {}
     for method, values in times.items():
-        out[f"{method}_ms_p50"] = round(statistics.median(values), 3)
-        out[f"{method}_ms_p95"] = round(float(np.percentile(values, 95)), 3)
+        key = method.replace("-", "_")
+        out[f"{key}_ms_p50"] = round(statistics.median(values), 3)
+        out[f"{key}_ms_p95"] = round(float(np.percentile(values, 95)), 3)
     out["total_ms_p50"] = out["hybrid_ms_p50"]
+    if tfidf is not None:
+        out["hybrid_over_tfidf"] = round(out["hybrid_ms_p50"] / out["tfidf_ref_ms_p50"], 3)
+        out["lda_over_tfidf"] = round(out["lda_ms_p50"] / out["tfidf_ref_ms_p50"], 3)
     out["n_texts"] = len(texts)
     out["load_average"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return out
@@ -660,9 +679,10 @@ def population(universe: Universe, methods: Sequence[Method], n_sample: int = 10
         p = np.array([(labels[ranked[q][:K]] == labels[q]).sum() / K for q in everything])
         means = np.array([p[s].mean() for s in samples])
         minority = np.array([is_minority(label) for label in universe.labels])
+        counted = query_counted(method, universe, np.asarray(everything))["p_at_10_query_counted"]
         out[method.name] = {"p_at_10": float(p.mean()), "minority_p_at_10": float(p[minority].mean()),
                             "sample_mean_p5": float(np.percentile(means, 5)), "sample_mean_p95": float(np.percentile(means, 95)),
-                            "seconds": round(time.perf_counter() - t, 1)}
+                            "p_at_10_query_counted": counted, "seconds": round(time.perf_counter() - t, 1)}
         logger.info("population %s: %s", method.name, out[method.name])
     return out
 
@@ -707,15 +727,17 @@ def run(corpus: Any, abstractor: Any, *, model_dir: Path | None = None, n_eval: 
         texts = [universe.texts[q] for q in splits.eval[:e2e_texts]]
         eval_set = set(splits.eval.tolist())
         warm_texts = [universe.texts[i] for i in range(len(universe)) if i not in eval_set][:WARM_TEXTS]
-        report["end_to_end"] = latency(abstractor, words, title_words, texts, params, lexical_params, warm_texts)
+        report["end_to_end"] = latency(abstractor, words, title_words, texts, params, lexical_params, warm_texts,
+                                       tfidf=objects["tfidf"])
     return report
 
 
 def latency(abstractor: Any, words: list[list[str]], title_words: list[list[str]], texts: Sequence[str],
             params: HybridParams = DEFAULT_PARAMS, lexical_params: dict[str, Any] | None = None,
-            warm_texts: Sequence[str] = ()) -> dict[str, Any]:
+            warm_texts: Sequence[str] = (), tfidf: TfidfReference | None = None) -> dict[str, Any]:
     """End-to-end latency in the product's configuration: a lexical index over the whole
-    corpus (what ``Abstractor.train`` builds), saved and opened memory-mapped."""
+    corpus (what ``Abstractor.train`` builds), saved and opened memory-mapped (``tfidf``:
+    see :func:`end_to_end`)."""
     import tempfile
 
     lexical_params = dict(lexical_params or DEFAULT_LEXICAL)
@@ -729,7 +751,7 @@ def latency(abstractor: Any, words: list[list[str]], title_words: list[list[str]
         t = time.perf_counter()
         loaded = LexicalIndex.load(tmp, mmap=True)
         load_seconds = time.perf_counter() - t
-        out = end_to_end(abstractor, loaded, texts, params, warm_texts=warm_texts)
+        out = end_to_end(abstractor, loaded, texts, params, warm_texts=warm_texts, tfidf=tfidf)
         out.update({"lexical_files_mb": round(size / 2**20, 1), "lexical_index": repr(loaded),
                     "lexical_build_seconds": round(build_seconds, 1), "lexical_load_seconds": round(load_seconds, 2)})
         del loaded
@@ -767,17 +789,20 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"| chance | {c['p_at_10']:.3f} | — | {c['jaccard']:.3f} | {c['minority_p_at_10']:.3f} | "
                      f"{cs.get('p_at_10', float('nan')):.3f} | {cs.get('minority_p_at_10', float('nan')):.3f} | — |")
     if "population" in report:
-        lines += ["", "| method | P@10, every categorised paper as query | minority P@10 (all) | 1,000-query sample means (5th–95th pct) |",
-                  "|---|---|---|---|"]
+        lines += ["", "| method | P@10, every categorised paper as query | query counted | minority P@10 (all) | "
+                  "1,000-query sample means (5th–95th pct) |", "|---|---|---|---|---|"]
         for name, res in report["population"].items():
-            lines.append(f"| {name} | {res['p_at_10']:.3f} | {res['minority_p_at_10']:.3f} | "
-                         f"{res['sample_mean_p5']:.3f}–{res['sample_mean_p95']:.3f} |")
+            lines.append(f"| {name} | {res['p_at_10']:.3f} | {res.get('p_at_10_query_counted', float('nan')):.3f} | "
+                         f"{res['minority_p_at_10']:.3f} | {res['sample_mean_p5']:.3f}–{res['sample_mean_p95']:.3f} |")
     if "end_to_end" in report:
         e = report["end_to_end"]
         lines.append("")
         lines.append(f"end to end, Abstractor.analyze(text, n=5): hybrid p50 {e['hybrid_ms_p50']:.2f} ms, "
                      f"p95 {e['hybrid_ms_p95']:.2f} ms; lda p50 {e['lda_ms_p50']:.2f} ms, p95 {e['lda_ms_p95']:.2f} ms "
                      f"(load {e['load_average']}); lexical files {e['lexical_files_mb']} MB")
+        if "tfidf_ref_ms_p50" in e:
+            lines.append(f"interleaved with the TF-IDF reference's bare query (p50 {e['tfidf_ref_ms_p50']:.2f} ms): "
+                         f"hybrid {e['hybrid_over_tfidf']:.2f} x, lda {e['lda_over_tfidf']:.2f} x")
     return "\n".join(lines)
 
 
@@ -838,9 +863,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             splits = make_splits(universe, args.queries, 0, args.seed)
             eval_set = set(splits.eval.tolist())
             warm_texts = [universe.texts[i] for i in range(len(universe)) if i not in eval_set][:WARM_TEXTS]
-            report = {"end_to_end": latency(abstractor, words, title_words, [universe.texts[q] for q in splits.eval[:300]],
-                                            warm_texts=warm_texts), "query_ms": {}}
             tfidf, lda = TfidfReference(universe), LdaMethod(universe, abstractor.model)
+            report = {"end_to_end": latency(abstractor, words, title_words, [universe.texts[q] for q in splits.eval[:300]],
+                                            warm_texts=warm_texts, tfidf=tfidf), "query_ms": {}}
             lexical = fit_lexical(universe, **DEFAULT_LEXICAL)
             for method in (tfidf, HybridReference(tfidf, lda), lda, LexicalMethod(universe, abstractor.model, lexical),
                            HybridMethod(universe, abstractor.model, lexical, lda)):

@@ -244,14 +244,20 @@ def _check_report(report):
         assert 0.0 <= res["query_ranked_first"] <= 1.0
         assert res["p_at_10_query_counted"] >= res["p_at_10"]
     assert 0.0 <= full["chance"]["p_at_10"] <= 1.0
-    assert report["end_to_end"]["total_ms_p50"] > 0
+    e2e = report["end_to_end"]
+    assert e2e["total_ms_p50"] > 0 and e2e["tfidf_ref_ms_p50"] > 0
+    assert e2e["hybrid_over_tfidf"] == pytest.approx(e2e["hybrid_ms_p50"] / e2e["tfidf_ref_ms_p50"], rel=1e-2)
     assert "| hybrid |" in harness.format_table(report)
 
 
 def test_harness_on_synthetic_corpus(synthetic_corpus, synthetic_abstractor):
     report = harness.run(synthetic_corpus, synthetic_abstractor, n_eval=60, n_dev=0, subset=120, timing_queries=5,
-                         e2e_texts=5, cache=False, lexical_params={"min_df": 2, "max_df": 0.9, "title_weight": 0.0, "n_components": 4})
+                         e2e_texts=5, cache=False, lexical_params={"min_df": 2, "max_df": 0.9, "title_weight": 0.0, "n_components": 4},
+                         all_queries=True)
     _check_report(report)
+    for name, res in report["population"].items():  # every paper as a query, both conventions
+        assert res["p_at_10_query_counted"] >= res["p_at_10"] > report["full"]["chance"]["p_at_10"], name
+        assert res["sample_mean_p5"] <= res["p_at_10"] <= res["sample_mean_p95"]
     # four well separated synthetic topics: every method beats chance by far
     chance = report["full"]["chance"]["p_at_10"]
     for name in ("lda", "lexical", "hybrid"):
