@@ -359,18 +359,24 @@ class AbstractorWidget(anywidget.AnyWidget):
     def _show_document(self, doc: Any) -> None:
         if len(doc.text) > MAX_TEXT_CHARS:
             raise _Rejected(f"Paper {_preview(doc.id)} is too long to show.")
-        self._source_text = doc.text
-        self.source = {
-            "id": doc.id,
-            "title": doc.title,
-            "url": arxiv_url(doc.id),
-            "categories": doc.categories,
-            "published": doc.published,
-        }
-        if self.text == doc.text:
-            self._update()  # same text: the observer will not fire, but `source` changed
-        else:
-            self.text = doc.text
+        # The paper's source, its text and `busy` reach the view in one message (a view
+        # never shows the new title over the old text); the result follows in a second.
+        with self.hold_sync():
+            self._holding = True
+            try:
+                self._source_text = doc.text
+                self.source = {
+                    "id": doc.id,
+                    "title": doc.title,
+                    "url": arxiv_url(doc.id),
+                    "categories": doc.categories,
+                    "published": doc.published,
+                }
+                self.text = doc.text
+                self.busy = True
+            finally:
+                self._holding = False
+        self._update()
 
     # ------------------------------------------------------------------ browser input
     def set_state(self, sync_data: Any) -> None:

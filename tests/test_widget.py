@@ -201,6 +201,43 @@ def test_load_similar(ab, widget, calls):
     assert len(calls) == 1
 
 
+class _RecordingComm:
+    """A comm with a kernel: the widget sends its state updates here, one dict per message."""
+
+    kernel = object()
+    comm_id = "recording"
+
+    def __init__(self) -> None:
+        self.messages: list[dict] = []
+
+    def send(self, data=None, buffers=None, **_kwargs) -> None:
+        if data.get("method") == "update":
+            self.messages.append(data["state"])
+
+    def on_msg(self, _callback) -> None:
+        pass
+
+
+@pytest.mark.parametrize("action", ["load_similar", "random"])
+def test_loaded_paper_reaches_the_view_with_its_text(widget, action):
+    """The source line and the text arrive in one message, before the result: a view
+    never draws the loaded paper's title over the previous text (a race seen in Chromium)."""
+    widget.text = widget.text + " A sentence of our own."  # in no paper of the corpus
+    other = widget.similar[0]["id"]
+    comm = _RecordingComm()
+    widget.comm = comm
+    previous = widget.text
+    send(widget, {"type": action, "id": other} if action == "load_similar" else {"type": action})
+    assert widget.text != previous
+    first = next(i for i, m in enumerate(comm.messages) if "source" in m)
+    assert comm.messages[first]["text"] == widget.text
+    assert comm.messages[first]["source"]["id"] == widget.source["id"]
+    assert comm.messages[first]["busy"] is True
+    later = comm.messages[first + 1 :]
+    assert later and "spans" in later[-1] and later[-1]["busy"] is False
+    assert all("text" not in m and "source" not in m for m in later)
+
+
 def test_editing_text_forgets_the_source(widget):
     send(widget, {"type": "load_similar", "id": widget.similar[0]["id"]})
     assert widget.source
