@@ -23,14 +23,17 @@ Methods:
   min-max(topic similarity) (the simple hybrid of the issue);
 * ``lda``: Hellinger similarity of the model's topic mixtures;
 * ``lexical``: :class:`~abstractor_widgets.lexical.LexicalIndex` (the package's words);
-* ``hybrid``: :func:`~abstractor_widgets.ranking.hybrid_rank` (the default of ``similar``).
+* ``hybrid``: :func:`~abstractor_widgets.ranking.hybrid_rank` (the default of ``similar``);
+* ``embeddings`` (with ``--embeddings FILE``): cosine of sentence embeddings computed by
+  ``benchmarks/embed.py`` (all-MiniLM-L6-v2, the issue's quality anchor; it needs PyTorch,
+  so it runs in its own environment; its query time is the one that script measured).
 
 Usage::
 
     python benchmarks/relevance.py                      # full run (trains /tmp/relevance-k20 if missing)
     python benchmarks/relevance.py --quick              # CI: a small slice, < 60 s
     python benchmarks/relevance.py --tune               # dev-split grid for the hybrid's parameters
-    python benchmarks/relevance.py --model DIR [--model DIR2 ...]
+    python benchmarks/relevance.py --embeddings /tmp/relevance/minilm.npz   # + the embedding anchor
 
 Writes ``benchmarks/results/relevance.json`` (``relevance_quick.json`` with ``--quick``)
 and prints a table.
@@ -442,6 +445,48 @@ class HybridMethod(Method):
         return time.perf_counter() - t
 
 
+def load_embeddings(path: Path) -> tuple[dict[str, int], np.ndarray, dict[str, Any]]:
+    """``(id -> row, L2-normalised vectors, info)`` from a ``benchmarks/embed.py`` file."""
+    with np.load(path, allow_pickle=False) as data:
+        ids = [str(x) for x in data["ids"]]
+        vectors = np.asarray(data["vectors"], dtype=np.float32)
+        info = {"model": str(data["model"]), "encode_seconds": float(data["encode_seconds"]),
+                "query_ms_p50": float(data["query_ms_p50"]), "file": str(path)}
+    if vectors.ndim != 2 or len(vectors) != len(ids):
+        raise ValueError(f"{path}: {len(ids)} ids for vectors of shape {vectors.shape}")
+    norms = np.linalg.norm(vectors, axis=1)
+    if not np.allclose(norms[norms > 0], 1.0, atol=1e-3):
+        raise ValueError(f"{path}: vectors are not L2-normalised")
+    return {doc_id: row for row, doc_id in enumerate(ids)}, vectors, info
+
+
+class EmbeddingMethod(Method):
+    """Cosine of precomputed sentence embeddings, aligned to the universe by paper id.
+
+    Only ranking happens here: the vectors come from ``benchmarks/embed.py``, which also
+    measured the time to encode one query (``query_ms``, reported instead of a timing).
+    """
+
+    name = "embeddings"
+
+    def __init__(self, universe: Universe, rows: dict[str, int], vectors: np.ndarray, query_ms: float = float("nan")) -> None:
+        missing = [doc_id for doc_id in universe.ids if doc_id not in rows]
+        if missing:
+            raise ValueError(f"{len(missing)} papers of the universe have no embedding (e.g. {missing[0]}): "
+                             "embed the same corpus")
+        self.vectors = vectors[[rows[doc_id] for doc_id in universe.ids]]
+        self.query_ms = query_ms
+
+    def rank(self, queries: Sequence[int], k: int = K) -> dict[int, list[int]]:
+        out = {}
+        queries = list(queries)
+        for start in range(0, len(queries), 512):
+            chunk = queries[start : start + 512]
+            for q, scores in zip(chunk, self.vectors[chunk] @ self.vectors.T):
+                out[q] = _top_dense(scores, k, self._exclude_rows(q))
+        return out
+
+
 # -- evaluation ----------------------------------------------------------------------------
 def evaluate(method: Method, universe: Universe, queries: np.ndarray, minority: np.ndarray | None,
              timing_queries: int = 200, minority_heldout: np.ndarray | None = None,
@@ -463,7 +508,9 @@ def evaluate(method: Method, universe: Universe, queries: np.ndarray, minority: 
             result["minority_heldout_p_at_10"] = summarize(
                 {int(q): ranked[int(q)] for q in minority_heldout}, universe.labels, universe.sets)["p_at_10"]
     result["rank_seconds"] = round(time.perf_counter() - t, 2)
-    if timing_queries:
+    if isinstance(method, EmbeddingMethod):
+        result["query_ms_p50"] = method.query_ms  # encoding one text, measured by benchmarks/embed.py
+    elif timing_queries:
         times = time_method(method, queries, timing_queries, warm)
         result["query_ms_p50"] = round(statistics.median(times), 3)
         result["query_ms_p90"] = round(float(np.percentile(times, 90)), 3)
@@ -629,7 +676,8 @@ def load_model(model_dir: Path, corpus: Any, n_topics: int, train_if_missing: bo
 
 
 def run_universe(universe: Universe, model: Any, splits: Splits, params: HybridParams, lexical_params: dict[str, Any],
-                 timing_queries: int, lda_name: str = "lda", reference: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+                 timing_queries: int, lda_name: str = "lda", reference: bool = True,
+                 embeddings: tuple[dict[str, int], np.ndarray, dict[str, Any]] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Evaluate every method on one universe: ``({method: metrics}, objects)``."""
     out: dict[str, Any] = {}
     lda = LdaMethod(universe, model, name=lda_name)
@@ -644,6 +692,9 @@ def run_universe(universe: Universe, model: Any, splits: Splits, params: HybridP
         logger.info("tf-idf reference: %s in %.1fs", tfidf.matrix.shape, time.perf_counter() - t)
         methods += [tfidf, HybridReference(tfidf, lda)]
     methods += [lda, LexicalMethod(universe, model, lexical), HybridMethod(universe, model, lexical, lda, params)]
+    if embeddings is not None:
+        rows, vectors, info = embeddings
+        methods.append(EmbeddingMethod(universe, rows, vectors, info["query_ms_p50"]))
     eval_set = set(splits.eval.tolist())
     warm_texts = [universe.texts[i] for i in range(len(universe)) if i not in eval_set][:WARM_TEXTS]
     warm = (lambda: warm_tokenizer(model, warm_texts)) if timing_queries else None
@@ -683,7 +734,7 @@ def run(corpus: Any, abstractor: Any, *, model_dir: Path | None = None, n_eval: 
         subset: int = 20_000, seed: int = 0, params: HybridParams = DEFAULT_PARAMS,
         lexical_params: dict[str, Any] | None = None, timing_queries: int = 200, e2e_texts: int = 300,
         cache: bool = True, do_tune: bool = False, tune_grid: dict[str, Any] | None = None,
-        all_queries: bool = False) -> dict[str, Any]:
+        all_queries: bool = False, embeddings: Path | None = None) -> dict[str, Any]:
     """The whole evaluation on one corpus and one trained model (``abstractor`` over ``corpus``)."""
     lexical_params = dict(lexical_params or DEFAULT_LEXICAL)
     model = abstractor.model
@@ -706,14 +757,19 @@ def run(corpus: Any, abstractor: Any, *, model_dir: Path | None = None, n_eval: 
         report["tuning"] = tune(universe, lda, splits.dev, splits.minority_tune, grid)
         report["selected"] = select(report["tuning"])
         return report
-    report["full"], objects = run_universe(universe, model, splits, params, lexical_params, timing_queries)
+    loaded = load_embeddings(embeddings) if embeddings else None
+    if loaded is not None:
+        report["embeddings"] = loaded[2]
+    report["full"], objects = run_universe(universe, model, splits, params, lexical_params, timing_queries,
+                                           embeddings=loaded)
     if all_queries:
         report["population"] = population(universe, objects["methods"], seed=seed)
     if subset and subset < len(universe):
         positions = np.sort(np.random.default_rng(seed + 1).choice(len(universe), size=subset, replace=False))
         sub = universe.subset(positions)
         sub_splits = make_splits(sub, n_eval, 0, seed)
-        report["subset"], _ = run_universe(sub, model, sub_splits, params, lexical_params, timing_queries=0)
+        report["subset"], _ = run_universe(sub, model, sub_splits, params, lexical_params, timing_queries=0,
+                                           embeddings=loaded)
         report["subset"]["size"] = subset
     if e2e_texts:
         texts = [universe.texts[q] for q in splits.eval[:e2e_texts]]
@@ -828,6 +884,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency", action="store_true", help="only the end-to-end latency (300 texts)")
     parser.add_argument("--all-queries", action="store_true",
                         help="also evaluate with every categorised paper as a query (slow: ~10 min)")
+    parser.add_argument("--embeddings", type=Path, default=None,
+                        help="also rank by these sentence embeddings (a benchmarks/embed.py .npz)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -868,7 +926,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             out = args.out or RESULTS / "relevance_latency.json"
         else:
             report = run(corpus, abstractor, model_dir=model_dir, n_eval=args.queries, subset=args.subset, seed=args.seed,
-                         do_tune=args.tune, all_queries=args.all_queries)
+                         do_tune=args.tune, all_queries=args.all_queries, embeddings=args.embeddings)
             out = args.out or RESULTS / ("relevance_tuning.json" if args.tune else "relevance.json")
     report["seconds"] = round(time.perf_counter() - start, 1)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -266,6 +266,43 @@ def test_harness_on_synthetic_corpus(synthetic_corpus, synthetic_abstractor):
     assert report["full"]["hybrid"]["minority_n"] == 120  # cs.RO and q-bio.BM papers
 
 
+def _write_embeddings(path, ids, vectors, query_ms=42.0):
+    np.savez(path, ids=np.asarray([str(i) for i in ids]), vectors=vectors.astype(np.float32), model=np.asarray("toy"),
+             encode_seconds=np.asarray(1.0), query_ms_p50=np.asarray(query_ms))
+
+
+def test_harness_embedding_anchor_aligns_by_id(synthetic_corpus, synthetic_abstractor, tmp_path):
+    """Embeddings from benchmarks/embed.py are matched to papers by id, whatever their order:
+    vectors that encode each paper's primary category rank by category (P@10 = 1)."""
+    frame = synthetic_corpus.frame
+    papers = frame[frame["categories"].str.strip() != ""]
+    labels = [harness.primary_category(c) for c in papers["categories"]]
+    names = sorted(set(labels))
+    rng = np.random.default_rng(0)
+    vectors = np.eye(len(names))[[names.index(label) for label in labels]] + rng.normal(0, 0.01, (len(labels), len(names)))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    order = rng.permutation(len(labels))  # stored in another order than the corpus
+    path = tmp_path / "emb.npz"
+    _write_embeddings(path, papers["id"].to_numpy()[order], vectors[order])
+    report = harness.run(synthetic_corpus, synthetic_abstractor, n_eval=60, n_dev=0, subset=120, timing_queries=3,
+                         e2e_texts=0, cache=False, embeddings=path,
+                         lexical_params={"min_df": 2, "max_df": 0.9, "title_weight": 0.0, "n_components": 4})
+    for part in ("full", "subset"):
+        res = report[part]["embeddings"]
+        assert res["p_at_10"] == pytest.approx(1.0) and res["minority_p_at_10"] == pytest.approx(1.0)
+    assert report["full"]["embeddings"]["query_ms_p50"] == 42.0  # the encoding time embed.py measured
+    assert report["embeddings"]["model"] == "toy"
+    assert "| embeddings |" in harness.format_table(report)
+
+    _write_embeddings(tmp_path / "short.npz", papers["id"].to_numpy()[1:], vectors[1:])
+    with pytest.raises(ValueError, match="no embedding"):
+        harness.run(synthetic_corpus, synthetic_abstractor, n_eval=20, n_dev=0, subset=0, timing_queries=0, e2e_texts=0,
+                    cache=False, embeddings=tmp_path / "short.npz")
+    _write_embeddings(tmp_path / "raw.npz", papers["id"].to_numpy(), vectors * 3)
+    with pytest.raises(ValueError, match="normalised"):
+        harness.load_embeddings(tmp_path / "raw.npz")
+
+
 def test_harness_tuning_on_synthetic_corpus(synthetic_corpus, synthetic_abstractor):
     grid = {"lexical": [{"min_df": 2, "max_df": 0.9, "title_weight": 0.0, "n_components": 4}], "pool": [10, 20],
             "topic_weight": [0.0, 0.5], "semantic_weight": [0.0, 0.5], "feedback_docs": [0, 3], "feedback_weight": [0.5]}
