@@ -286,10 +286,12 @@ class Abstractor:
             logger.warning("skipped %d document(s) already in the model", len(corpus) - len(fresh))
         if not fresh:
             return 0
-        new_topics = self.model.update([d.text for d in fresh])
+        texts = [d.text for d in fresh]
+        words = self.model.tokenize(texts)  # once, for the topics and the lexical index
+        new_topics = self.model.update(texts, words=words)
         self.index.add(new_topics)
         if self.lexical is not None:
-            self.lexical.add(words_for_update(self.model, self.lexical, [d.title for d in fresh], [d.text for d in fresh]))
+            self.lexical.add(words_for_update(self.model, self.lexical, [d.title for d in fresh], texts, words=words))
         documents = [self.documents[i] for i in range(len(self.documents))] + fresh
         self.documents = DocumentTable.from_documents(documents)
         previous = dict(self.manifest.get("corpus") or {})

@@ -632,9 +632,14 @@ def build_lexical_index(
     return lexical.fit(document_words(t, w, lexical.title_weight) for t, w in zip(title_words, words))
 
 
-def words_for_update(model: Any, lexical: LexicalIndex, titles: Sequence[str], texts: Sequence[str]) -> list[list[str]]:
-    """The word lists :meth:`LexicalIndex.add` needs for new documents (same recipe as the build)."""
-    words = model.preprocessor_.transform(list(texts))
+def words_for_update(model: Any, lexical: LexicalIndex, titles: Sequence[str], texts: Sequence[str],
+                     words: Sequence[Sequence[str]] | None = None) -> list[list[str]]:
+    """The word lists :meth:`LexicalIndex.add` needs for new documents (same recipe as the build).
+
+    ``words``: the abstracts' words when the caller has them already (not tokenized again).
+    """
+    if words is None:
+        words = model.preprocessor_.transform(list(texts))
     title_words = model.preprocessor_.transform(list(titles)) if lexical.title_weight else [[] for _ in titles]
     return [document_words(t, w, lexical.title_weight) for t, w in zip(title_words, words)]
 

@@ -241,7 +241,12 @@ class TopicModel:
                 return LdaMulticore(workers=self.workers, alpha=alpha, **common)
             return LdaModel(alpha=self.alpha, **common)
 
-    def update(self, texts: Sequence[str]) -> np.ndarray:
+    def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
+        """The model's words of each text (what :meth:`fit` and :meth:`update` count)."""
+        self._check_fitted()
+        return self.preprocessor_.transform(list(texts), n_jobs=self.n_jobs, progress=self.progress)
+
+    def update(self, texts: Sequence[str], words: Sequence[Sequence[str]] | None = None) -> np.ndarray:
         """Online LDA update with new documents (no retraining from scratch).
 
         gensim's online variational Bayes blends the new documents' statistics into the
@@ -249,12 +254,18 @@ class TopicModel:
         know are ignored. Returns the new documents' topic mixtures and appends them to
         :attr:`doc_topics_`; earlier documents keep the mixtures inferred when they were
         added (re-infer them with :meth:`transform` if the topics drift far).
+
+        ``words``, when given, are the texts' words from :meth:`tokenize` (a caller that
+        needs them too tokenizes once).
         """
         self._check_fitted()
         texts = list(texts)
+        if words is not None and len(words) != len(texts):
+            raise ValueError(f"{len(words)} word lists for {len(texts)} texts")
         if not texts:
             return np.zeros((0, self.n_topics), dtype=np.float32)
-        words = self.preprocessor_.transform(texts, n_jobs=self.n_jobs, progress=self.progress)
+        if words is None:
+            words = self.tokenize(texts)
         bows = [self.dictionary_.doc2bow(w) for w in words]
         lda = self.lda_
         # a loaded model's arrays are read-only memory maps: update private copies

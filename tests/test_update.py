@@ -42,6 +42,30 @@ def test_added_documents_are_found_and_old_ones_still_are(synthetic_abstractor, 
     assert manifest["updates"][-1]["added"] == len(new_frame)
 
 
+def test_update_tokenizes_each_new_abstract_once(synthetic_abstractor, new_frame, monkeypatch):
+    """The online LDA update and the lexical index share one tokenization of the abstracts."""
+    ab = synthetic_abstractor
+    preprocessor = ab.model.preprocessor_
+    seen: list[str] = []
+    original = preprocessor.transform
+
+    def transform(texts, *args, **kwargs):
+        texts = list(texts)
+        seen.extend(texts)
+        return original(texts, *args, **kwargs)
+
+    monkeypatch.setattr(preprocessor, "transform", transform)
+    assert ab.update(new_frame, save=False) == len(new_frame)
+    for abstract in new_frame["abstract"]:
+        assert sum(abstract in text for text in seen) == 1
+    assert ab.lexical is not None and len(ab.lexical) == len(ab)
+
+
+def test_model_update_checks_its_word_lists(synthetic_abstractor):
+    with pytest.raises(ValueError, match="2 word lists for 1 texts"):
+        synthetic_abstractor.model.update(["one text"], words=[["a"], ["b"]])
+
+
 def test_update_skips_ids_already_indexed(synthetic_abstractor, synthetic_frame):
     assert synthetic_abstractor.update(synthetic_frame.iloc[:5]) == 0
 
