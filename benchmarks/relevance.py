@@ -33,6 +33,7 @@ Usage::
     python benchmarks/relevance.py                      # full run (trains /tmp/relevance-k20 if missing)
     python benchmarks/relevance.py --quick              # CI: a small slice, < 60 s
     python benchmarks/relevance.py --tune               # dev-split grid for the hybrid's parameters
+    python benchmarks/relevance.py --embeddings FILE --rerank-embeddings   # embeddings as a hybrid signal?
     python benchmarks/relevance.py --embeddings /tmp/relevance/minilm.npz   # + the embedding anchor
 
 Writes ``benchmarks/results/relevance.json`` (``relevance_quick.json`` with ``--quick``)
@@ -648,6 +649,36 @@ def tune(universe: Universe, lda: LdaMethod, dev: np.ndarray, dev_minority: np.n
     return rows_out
 
 
+def embedding_rerank(universe: Universe, lexical: LexicalIndex, lda: LdaMethod, embeddings: EmbeddingMethod,
+                     dev: np.ndarray, dev_minority: np.ndarray, weights: Sequence[float] = (0.1, 0.3, 0.5, 0.7),
+                     feedback_docs: int = 10) -> list[dict[str, Any]]:
+    """Can sentence embeddings help the hybrid cheaply? Its ``pool`` candidates (default
+    parameters) re-scored as ``(1 - w) * hybrid + w * cosine`` to (a) the centroid of the
+    top ``feedback_docs`` candidates' stored embeddings (no query encoding: a signal the
+    product could afford per keystroke) or (b) the query's own embedding (a transformer
+    pass per query). Dev split only; ``w = 0`` is the hybrid as it is.
+    """
+    labels = np.asarray(universe.labels)
+    vectors = embeddings.vectors
+    queries = np.concatenate([dev, dev_minority]).astype(np.int64)
+    hits = {(source, w): np.empty(len(queries)) for source in ("feedback", "query") for w in (0.0, *weights)}
+    for i, q in enumerate(queries.tolist()):
+        pool = hybrid_rank(universe.doc_topics[q], lexical.row(q), lda.index, lexical, DEFAULT_PARAMS.pool,
+                           exclude_rows=(q,))
+        rows = np.array([r for r, _ in pool], dtype=np.int64)
+        score = np.array([s for _, s in pool])
+        centroid = vectors[rows[:feedback_docs]].mean(axis=0)
+        targets = {"feedback": centroid / (np.linalg.norm(centroid) or 1.0), "query": vectors[q]}
+        for (source, w), out in hits.items():
+            fused = (1 - w) * score + w * (vectors[rows] @ targets[source])
+            top = rows[np.lexsort((rows, -fused))][:K]
+            out[i] = (labels[top] == labels[q]).sum() / K
+    n_dev = len(dev)
+    return [{"source": source, "weight": w, "dev_p_at_10": float(p[:n_dev].mean()),
+             "dev_minority_p_at_10": float(p[n_dev:].mean()) if len(p) > n_dev else float("nan")}
+            for (source, w), p in hits.items()]
+
+
 def select(tuning: list[dict[str, Any]]) -> dict[str, Any]:
     """The setting with the best dev P@10 + minority-tune P@10 (both bars count)."""
     return max(tuning, key=lambda r: r["dev_p_at_10"] + (0.0 if np.isnan(r["dev_minority_p_at_10"]) else r["dev_minority_p_at_10"]))
@@ -734,7 +765,7 @@ def run(corpus: Any, abstractor: Any, *, model_dir: Path | None = None, n_eval: 
         subset: int = 20_000, seed: int = 0, params: HybridParams = DEFAULT_PARAMS,
         lexical_params: dict[str, Any] | None = None, timing_queries: int = 200, e2e_texts: int = 300,
         cache: bool = True, do_tune: bool = False, tune_grid: dict[str, Any] | None = None,
-        all_queries: bool = False, embeddings: Path | None = None) -> dict[str, Any]:
+        all_queries: bool = False, embeddings: Path | None = None, rerank: bool = False) -> dict[str, Any]:
     """The whole evaluation on one corpus and one trained model (``abstractor`` over ``corpus``)."""
     lexical_params = dict(lexical_params or DEFAULT_LEXICAL)
     model = abstractor.model
@@ -756,6 +787,14 @@ def run(corpus: Any, abstractor: Any, *, model_dir: Path | None = None, n_eval: 
         logger.info("tuning on %d dev queries and %d minority-tune queries", len(splits.dev), len(splits.minority_tune))
         report["tuning"] = tune(universe, lda, splits.dev, splits.minority_tune, grid)
         report["selected"] = select(report["tuning"])
+        return report
+    if rerank:
+        if not embeddings:
+            raise ValueError("the embedding re-ranking experiment needs embeddings")
+        rows, vectors, report["embeddings"] = load_embeddings(embeddings)
+        report["embedding_rerank"] = embedding_rerank(
+            universe, fit_lexical(universe, **lexical_params), LdaMethod(universe, model),
+            EmbeddingMethod(universe, rows, vectors), splits.dev, splits.minority_tune)
         return report
     loaded = load_embeddings(embeddings) if embeddings else None
     if loaded is not None:
@@ -886,6 +925,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="also evaluate with every categorised paper as a query (slow: ~10 min)")
     parser.add_argument("--embeddings", type=Path, default=None,
                         help="also rank by these sentence embeddings (a benchmarks/embed.py .npz)")
+    parser.add_argument("--rerank-embeddings", action="store_true",
+                        help="only try the --embeddings as a re-ranking signal of the hybrid (dev split)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -926,8 +967,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             out = args.out or RESULTS / "relevance_latency.json"
         else:
             report = run(corpus, abstractor, model_dir=model_dir, n_eval=args.queries, subset=args.subset, seed=args.seed,
-                         do_tune=args.tune, all_queries=args.all_queries, embeddings=args.embeddings)
-            out = args.out or RESULTS / ("relevance_tuning.json" if args.tune else "relevance.json")
+                         do_tune=args.tune, all_queries=args.all_queries, embeddings=args.embeddings,
+                         rerank=args.rerank_embeddings)
+            name = "relevance_tuning" if args.tune else "relevance_rerank" if args.rerank_embeddings else "relevance"
+            out = args.out or RESULTS / f"{name}.json"
     report["seconds"] = round(time.perf_counter() - start, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2), encoding="utf-8")
@@ -935,6 +978,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for row in sorted(report["tuning"], key=lambda r: -(r["dev_p_at_10"] + r["dev_minority_p_at_10"]))[:15]:
             print({k: v for k, v in row.items() if k != "lexical"})
         print("selected:", report["selected"])
+    elif args.rerank_embeddings:
+        for row in report["embedding_rerank"]:
+            print(row)
     elif args.latency:
         print(json.dumps(report, indent=1))
     else:

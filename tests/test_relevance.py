@@ -294,6 +294,17 @@ def test_harness_embedding_anchor_aligns_by_id(synthetic_corpus, synthetic_abstr
     assert report["embeddings"]["model"] == "toy"
     assert "| embeddings |" in harness.format_table(report)
 
+    # the re-ranking experiment (dev split): w = 0 is the hybrid itself, for either source
+    rerank = harness.run(synthetic_corpus, synthetic_abstractor, n_eval=40, n_dev=60, cache=False, embeddings=path,
+                         rerank=True, lexical_params={"min_df": 2, "max_df": 0.9, "title_weight": 0.0, "n_components": 4})
+    rows = {(r["source"], r["weight"]): r for r in rerank["embedding_rerank"]}
+    assert set(rows) == {(s, w) for s in ("feedback", "query") for w in (0.0, 0.1, 0.3, 0.5, 0.7)}
+    assert rows["feedback", 0.0]["dev_p_at_10"] == rows["query", 0.0]["dev_p_at_10"]
+    assert rows["query", 0.7]["dev_p_at_10"] == pytest.approx(1.0)  # category vectors dominate
+    assert rows["query", 0.7]["dev_p_at_10"] >= rows["query", 0.0]["dev_p_at_10"]
+    with pytest.raises(ValueError, match="needs embeddings"):
+        harness.run(synthetic_corpus, synthetic_abstractor, n_eval=20, n_dev=20, cache=False, rerank=True)
+
     _write_embeddings(tmp_path / "short.npz", papers["id"].to_numpy()[1:], vectors[1:])
     with pytest.raises(ValueError, match="no embedding"):
         harness.run(synthetic_corpus, synthetic_abstractor, n_eval=20, n_dev=0, subset=0, timing_queries=0, e2e_texts=0,
