@@ -314,6 +314,41 @@ def test_harness_embedding_anchor_aligns_by_id(synthetic_corpus, synthetic_abstr
         harness.load_embeddings(tmp_path / "raw.npz")
 
 
+def test_embed_script_writes_what_the_harness_reads(tmp_path, monkeypatch):
+    """benchmarks/embed.py (run elsewhere, with torch) and the harness agree on the file:
+    checked with a stand-in for sentence-transformers."""
+    import types
+
+    import pandas as pd
+
+    class FakeModel:
+        max_seq_length = 256
+
+        def __init__(self, path, device=None):
+            self.path = path
+
+        def encode(self, texts, normalize_embeddings=False, **_kwargs):
+            rng = np.random.default_rng(len(texts))
+            vectors = rng.normal(size=(len(texts), 8))
+            return vectors / np.linalg.norm(vectors, axis=1, keepdims=True) if normalize_embeddings else vectors
+
+    monkeypatch.setitem(sys.modules, "sentence_transformers", types.SimpleNamespace(SentenceTransformer=FakeModel))
+    frame = pd.DataFrame({"id": ["a1", "a2", "a3", "a4"], "title": ["T1", "T2", "T3", "T4"],
+                          "abstract": ["x " * 30, "y " * 30, "z " * 30, "w " * 30],
+                          "categories": ["cs.RO", "", "cs.LG stat.ML", "cs.CV"]})
+    frame.to_parquet(tmp_path / "corpus.parquet")
+    spec = importlib.util.spec_from_file_location("embed_script", ROOT / "benchmarks" / "embed.py")
+    embed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(embed)
+    out = tmp_path / "emb.npz"
+    assert embed.main(["--corpus", str(tmp_path / "corpus.parquet"), "--model", str(tmp_path / "minilm"),
+                       "--out", str(out), "--timing-queries", "2"]) == 0
+    rows, vectors, info = harness.load_embeddings(out)
+    assert rows == {"a1": 0, "a3": 1, "a4": 2}  # papers without categories are not embedded
+    assert vectors.shape == (3, 8) and vectors.dtype == np.float32
+    assert info["model"] == "minilm" and info["query_ms_p50"] >= 0 and not list(tmp_path.glob("*.tmp*"))
+
+
 def test_harness_tuning_on_synthetic_corpus(synthetic_corpus, synthetic_abstractor):
     grid = {"lexical": [{"min_df": 2, "max_df": 0.9, "title_weight": 0.0, "n_components": 4}], "pool": [10, 20],
             "topic_weight": [0.0, 0.5], "semantic_weight": [0.0, 0.5], "feedback_docs": [0, 3], "feedback_weight": [0.5]}
