@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -297,6 +298,15 @@ class AbstractorWidget(anywidget.AnyWidget):
         else:
             self._update()
 
+    @contextmanager
+    def _inputs_held(self) -> Iterator[None]:
+        """Set several inputs without an analysis each: afterwards `_dirty` says whether one is due."""
+        self._holding, self._dirty = True, False
+        try:
+            yield
+        finally:
+            self._holding = False
+
     def _update(self, problem: str = "") -> None:
         """Recompute every result trait with one ``analyze`` call; never raises."""
         text, n = self.text, self.n_similar
@@ -361,22 +371,18 @@ class AbstractorWidget(anywidget.AnyWidget):
             raise _Rejected(f"Paper {_preview(doc.id)} is too long to show.")
         # The paper's source, its text and `busy` reach the view in one message (a view
         # never shows the new title over the old text); the result follows in a second.
-        with self.hold_sync():
-            self._holding = True
-            try:
-                self._source_text = doc.text
-                self.source = {
-                    "id": doc.id,
-                    "title": doc.title,
-                    "url": arxiv_url(doc.id),
-                    "categories": doc.categories,
-                    "published": doc.published,
-                }
-                self.text = doc.text
-                self.busy = True
-            finally:
-                self._holding = False
-        self._update()
+        with self.hold_sync(), self._inputs_held():
+            self._source_text = doc.text
+            self.source = {
+                "id": doc.id,
+                "title": doc.title,
+                "url": arxiv_url(doc.id),
+                "categories": doc.categories,
+                "published": doc.published,
+            }
+            self.text = doc.text
+            self.busy = True
+        self._update()  # even for the same text: `source` changed
 
     # ------------------------------------------------------------------ browser input
     def set_state(self, sync_data: Any) -> None:
@@ -391,8 +397,7 @@ class AbstractorWidget(anywidget.AnyWidget):
             return
         problems: list[str] = []
         resend: list[str] = []
-        self._holding, self._dirty = True, False
-        try:
+        with self._inputs_held():
             for name, value in sync_data.items():
                 if name in self._KERNEL_OWNED:
                     problems.append(f"The view may not set '{name}'.")
@@ -409,8 +414,6 @@ class AbstractorWidget(anywidget.AnyWidget):
                         f"n_similar must be between {N_SIMILAR_MIN} and {N_SIMILAR_MAX}; "
                         f"using {self.n_similar}."
                     )
-        finally:
-            self._holding = False
         if resend:
             self.send_state(resend)
         problem = " ".join(problems)
