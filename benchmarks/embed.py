@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+# corpus.default_corpus_path()'s location, spelled out: this script runs without the package installed
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "arxiv_ml_abstracts.parquet"
 
 
@@ -72,13 +73,15 @@ def main(argv: list[str] | None = None) -> int:
         model.encode([text], normalize_embeddings=True)
         times.append((time.perf_counter() - t) * 1000)
 
+    query_ms = statistics.median(times) if times else float("nan")
+
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.name + ".tmp.npz")
     np.savez(tmp, ids=np.asarray(frame["id"].tolist(), dtype=str), vectors=vectors, model=np.asarray(Path(model_dir).name),
-             encode_seconds=np.asarray(seconds), query_ms_p50=np.asarray(statistics.median(times) if times else np.nan))
+             encode_seconds=np.asarray(seconds), query_ms_p50=np.asarray(query_ms))
     os.replace(tmp, args.out)
     print(f"wrote {args.out}: {vectors.shape}, {seconds:.0f} s ({seconds / len(texts) * 1000:.1f} ms/text batched), "
-          f"one query p50 {statistics.median(times) if times else float('nan'):.1f} ms", file=sys.stderr)
+          f"one query p50 {query_ms:.1f} ms", file=sys.stderr)
     return 0
 
 

@@ -284,10 +284,24 @@ def _top_dense(scores: np.ndarray, k: int, exclude: Sequence[int] = ()) -> list[
     return top[np.lexsort((top, -scores[top]))].tolist()
 
 
+def _rank_by_dot(vectors: np.ndarray, queries: Sequence[int], k: int, exclude: Callable[[int], Sequence[int]],
+                 block: int = 512) -> dict[int, list[int]]:
+    """Top ``k`` rows by dot product with each query row (full scan, in blocks of queries)."""
+    out = {}
+    queries = list(queries)
+    for start in range(0, len(queries), block):
+        chunk = queries[start : start + block]
+        for q, scores in zip(chunk, np.asarray(vectors[chunk] @ vectors.T)):
+            out[q] = _top_dense(scores, k, exclude(q))
+    return out
+
+
 class Method:
-    """A ranking method over a universe: ``rank(positions) -> {q: [positions]}`` and ``time_text(q)``."""
+    """A ranking method over a universe: ``rank(positions) -> {q: [positions]}`` and ``time_query(q)``."""
 
     name = "?"
+    #: Milliseconds a query takes when it was measured elsewhere (then not timed here).
+    query_ms: float | None = None
     #: False: the query paper stays in the index and may be its own neighbour (see
     #: ``p_at_10_query_counted``); True (the harness's measure): it is left out.
     exclude_query = True
@@ -347,14 +361,7 @@ class LdaMethod(Method):
         self.index = SimilarityIndex(universe.doc_topics, metric="hellinger")
 
     def rank(self, queries: Sequence[int], k: int = K) -> dict[int, list[int]]:
-        out = {}
-        vectors = self.index.vectors_
-        for start in range(0, len(queries), 512):
-            chunk = list(queries[start : start + 512])
-            block = np.asarray(vectors[chunk] @ vectors.T)
-            for q, scores in zip(chunk, block):
-                out[q] = _top_dense(scores, k, self._exclude_rows(q))
-        return out
+        return _rank_by_dot(self.index.vectors_, queries, k, self._exclude_rows)
 
     def time_query(self, q: int) -> float:
         t = time.perf_counter()
@@ -479,13 +486,7 @@ class EmbeddingMethod(Method):
         self.query_ms = query_ms
 
     def rank(self, queries: Sequence[int], k: int = K) -> dict[int, list[int]]:
-        out = {}
-        queries = list(queries)
-        for start in range(0, len(queries), 512):
-            chunk = queries[start : start + 512]
-            for q, scores in zip(chunk, self.vectors[chunk] @ self.vectors.T):
-                out[q] = _top_dense(scores, k, self._exclude_rows(q))
-        return out
+        return _rank_by_dot(self.vectors, queries, k, self._exclude_rows)
 
 
 # -- evaluation ----------------------------------------------------------------------------
@@ -509,8 +510,8 @@ def evaluate(method: Method, universe: Universe, queries: np.ndarray, minority: 
             result["minority_heldout_p_at_10"] = summarize(
                 {int(q): ranked[int(q)] for q in minority_heldout}, universe.labels, universe.sets)["p_at_10"]
     result["rank_seconds"] = round(time.perf_counter() - t, 2)
-    if isinstance(method, EmbeddingMethod):
-        result["query_ms_p50"] = method.query_ms  # encoding one text, measured by benchmarks/embed.py
+    if method.query_ms is not None:
+        result["query_ms_p50"] = method.query_ms
     elif timing_queries:
         times = time_method(method, queries, timing_queries, warm)
         result["query_ms_p50"] = round(statistics.median(times), 3)
@@ -667,10 +668,11 @@ def embedding_rerank(universe: Universe, lexical: LexicalIndex, lda: LdaMethod, 
                            exclude_rows=(q,))
         rows = np.array([r for r, _ in pool], dtype=np.int64)
         score = np.array([s for _, s in pool])
-        centroid = vectors[rows[:feedback_docs]].mean(axis=0)
-        targets = {"feedback": centroid / (np.linalg.norm(centroid) or 1.0), "query": vectors[q]}
+        candidates = vectors[rows]
+        centroid = candidates[:feedback_docs].mean(axis=0)
+        cosine = {"feedback": candidates @ (centroid / (np.linalg.norm(centroid) or 1.0)), "query": candidates @ vectors[q]}
         for (source, w), out in hits.items():
-            fused = (1 - w) * score + w * (vectors[rows] @ targets[source])
+            fused = (1 - w) * score + w * cosine[source]
             top = rows[np.lexsort((rows, -fused))][:K]
             out[i] = (labels[top] == labels[q]).sum() / K
     n_dev = len(dev)
