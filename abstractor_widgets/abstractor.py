@@ -27,6 +27,7 @@ from .index import SimilarityIndex
 from .lexical import LexicalIndex, build_lexical_index, display_term, words_for_update
 from .model import Span, TopicModel
 from .ranking import DEFAULT_METHOD, DEFAULT_PARAMS, METHODS, HybridParams, rank, single_threaded_blas
+from .text import MAX_TEXT_CHARS, TextTooLongError, check_text
 from .store import DocumentTable, load_artifacts, load_lexical, save_artifacts, save_labels
 
 if TYPE_CHECKING:
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Longest text accepted by the query methods (characters).
-MAX_TEXT_CHARS = 5_000_000
 #: Minimum weight of a topic in both documents for it to count as shared.
 SHARED_TOPIC_MIN = 0.05
 #: Shared key terms reported per hit.
@@ -103,12 +102,7 @@ class ResultList(list):
     reason: str | None = None
 
 
-def _check_text(text: object) -> str:
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, not {type(text).__name__}")
-    if len(text) > MAX_TEXT_CHARS:
-        raise ValueError(f"text has {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}")
-    return text
+_check_text = check_text  # one input limit for every entry point (text.MAX_TEXT_CHARS)
 
 
 class Abstractor:

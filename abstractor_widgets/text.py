@@ -32,6 +32,38 @@ from typing import NamedTuple
 
 logger = logging.getLogger(__name__)
 
+#: The one input limit of the package (characters): the Python API, the widget, the CLI
+#: and the HTTP service refuse longer texts with :class:`TextTooLongError`. A long
+#: abstract has ~3,000 characters; the limit leaves room for a whole introduction.
+MAX_TEXT_CHARS = 50_000
+
+
+class TextTooLongError(ValueError):
+    """A text is longer than :data:`MAX_TEXT_CHARS` (the HTTP service answers 413)."""
+
+    def __init__(self, length: int, limit: int = MAX_TEXT_CHARS) -> None:
+        super().__init__(f"the text has {length:,} characters; the limit is {limit:,}")
+        self.length = length
+        self.limit = limit
+
+
+def check_text(text: object) -> str:
+    """``text`` if it is a ``str`` within :data:`MAX_TEXT_CHARS`.
+
+    Raises
+    ------
+    TypeError
+        If ``text`` is not a ``str``.
+    TextTooLongError
+        If it is longer than the limit.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, not {type(text).__name__}")
+    if len(text) > MAX_TEXT_CHARS:
+        raise TextTooLongError(len(text))
+    return text
+
+
 #: Words that are frequent in abstracts but say nothing about their topic.
 ABSTRACT_STOPWORDS = frozenset(
     """

@@ -29,6 +29,7 @@ import anywidget
 import traitlets as t
 
 from .corpus import arxiv_url
+from .text import MAX_TEXT_CHARS
 
 if TYPE_CHECKING:
     from .abstractor import Abstractor
@@ -64,8 +65,7 @@ PALETTE: tuple[str, ...] = (
 PATTERNS: tuple[str, ...] = ("solid", "dashed", "dotted", "double", "wavy")
 
 N_SIMILAR_MIN, N_SIMILAR_MAX = 1, 50
-#: Longest text analysed (an arXiv abstract is at most ~2,000 characters).
-MAX_TEXT_CHARS = 50_000
+#: Longest topic label (characters).
 MAX_LABEL_CHARS = 80
 MAX_ID_CHARS = 200
 
