@@ -1,0 +1,59 @@
+// Entry of the kernel-free web dashboard served by `abstractor serve` at "/".
+//
+// The page fetches the model's topics and settings (GET api/v1/topics), builds an
+// HttpModel (the HTTP stand-in for anywidget's model) and renders the widget's own
+// view into #app. Nothing here parses HTML: messages go through textContent.
+
+import { HttpModel } from "./http-model.js";
+import widget from "./widget.js";
+
+const API = new URL("api/v1/", document.baseURI).href;
+
+function showProblem(app, message) {
+  const box = document.createElement("p");
+  box.className = "abstractor-page-problem";
+  box.setAttribute("role", "alert");
+  box.textContent = message;
+  app.replaceChildren(box);
+}
+
+async function loadConfig() {
+  const response = await fetch(`${API}topics`, { headers: { Accept: "application/json" } });
+  if (!response.ok) {
+    let message = "";
+    try {
+      message = (await response.json())?.error?.message || "";
+    } catch {
+      // not JSON
+    }
+    throw new Error(message || `the server answered ${response.status}`);
+  }
+  return response.json();
+}
+
+async function main() {
+  const app = document.getElementById("app");
+  if (!app) return;
+  let config;
+  try {
+    config = await loadConfig();
+  } catch (err) {
+    showProblem(app, `Could not load the model: ${err?.message || err}. Reload the page to try again.`);
+    return;
+  }
+  const model = new HttpModel({ config, base: API });
+  const corpus = document.getElementById("corpus-size");
+  if (corpus && Number.isInteger(config.n_documents) && Number.isInteger(config.n_topics)) {
+    corpus.textContent = `${config.n_topics} topics over ${config.n_documents.toLocaleString("en")} papers.`;
+  }
+  const cleanup = widget.render({ model, el: app });
+  // For tests and measurements: the view is ready for input.
+  document.documentElement.dataset.abstractorReady = "true";
+  performance.mark?.("abstractor-interactive");
+  window.addEventListener("pagehide", () => {
+    model.close();
+    if (typeof cleanup === "function") cleanup();
+  });
+}
+
+main();
