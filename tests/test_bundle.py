@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "abstractor_widgets" / "static"
 JS_SRC = ROOT / "js" / "src"
 BUNDLE = {"widget.js": STATIC / "widget.js", "widget.css": STATIC / "widget.css"}
+#: The kernel-free web dashboard of `abstractor serve` (js/src/web.js + http-model.js, js/web/).
+WEB = {f"web/{name}": STATIC / "web" / name for name in ("index.html", "web.js", "web.css")}
 BUILD_HINT = "build it with `npm --prefix js ci && npm --prefix js run build` (or `pip install -e .`)"
 
 # Ways to put markup into the DOM from a string. The view uses textContent / text nodes only.
@@ -78,6 +80,30 @@ def test_css_classes_are_prefixed():
     assert all(c.startswith("abstractor-") for c in classes), sorted(c for c in classes if not c.startswith("abstractor-"))
 
 
+@pytest.mark.parametrize("name", sorted(WEB))
+def test_web_dashboard_is_built_offline_and_free_of_html_injection(name):
+    path = WEB[name]
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: {BUILD_HINT}")
+    text = path.read_text(encoding="utf-8")
+    assert len(text) > 500, f"{name} looks truncated: {BUILD_HINT}"
+    assert not REMOTE_URL.findall(text), "the web dashboard must work offline (no CDN / remote URLs)"
+    assert "@import" not in text
+    if name.endswith(".js"):
+        assert not HTML_SINKS.findall(text), f"{name} writes HTML from strings"
+        assert "render" in text and "api/v1/" in text
+
+
+def test_web_page_needs_no_inline_script():
+    """The service sends `Content-Security-Policy: default-src 'self'`: no inline code or styles."""
+    html = WEB["web/index.html"].read_text(encoding="utf-8") if WEB["web/index.html"].is_file() else pytest.fail(BUILD_HINT)
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, re.S | re.I)
+    assert scripts == [(' type="module" src="web.js"', "")], scripts
+    assert re.search(r'<link rel="stylesheet" href="web.css"', html)
+    assert not re.search(r"<style|\son\w+\s*=|\sstyle\s*=|javascript:", html, re.I)
+    assert re.search(r"<title>[^<]+</title>", html)
+
+
 NODE = shutil.which("node")
 
 
@@ -126,7 +152,7 @@ def test_wheel_ships_the_bundle(tmp_path):
     assert len(wheels) == 1, list(tmp_path.iterdir())
     with zipfile.ZipFile(wheels[0]) as wheel:
         names = set(wheel.namelist())
-        for name, path in BUNDLE.items():
+        for name, path in {**BUNDLE, **WEB}.items():
             member = f"abstractor_widgets/static/{name}"
             assert member in names, f"{member} is not in the wheel"
             assert wheel.read(member) == path.read_bytes()
