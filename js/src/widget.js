@@ -140,11 +140,12 @@ function render({ model, el }) {
     sourceLine,
     textView.el,
   );
+  const topicsHint = h("p", { class: "abstractor-hint" });
   const topicsSection = h(
     "section",
     { class: "abstractor-topics", "aria-labelledby": ids.topics },
     h("div", { class: "abstractor-section-head" }, h("h3", { id: ids.topics, class: "abstractor-h", text: "Topics" }), clearHighlight),
-    h("p", { class: "abstractor-hint", text: "Click a topic to highlight its words; \u270E (or F2) renames it." }),
+    topicsHint,
     legend.el,
   );
   const similarSection = h(
@@ -336,6 +337,7 @@ function render({ model, el }) {
     );
     textView.render(get("spans", []), topics, highlight);
     legend.render(topics, docTopics, highlight);
+    topicsHint.textContent = `Click a topic to highlight its words${get("editable_labels", true) !== false ? "; \u270E (or F2) renames it" : ""}.`;
     drawHighlightControls(highlight);
     const hits = get("similar", []);
     similarList.render(hits, topics);
