@@ -28,7 +28,16 @@ from .lexical import LexicalIndex, build_lexical_index, display_term, words_for_
 from .model import Span, TopicModel
 from .ranking import DEFAULT_METHOD, DEFAULT_PARAMS, METHODS, HybridParams, rank, single_threaded_blas
 from .text import MAX_TEXT_CHARS, TextTooLongError, check_text
-from .store import DocumentTable, load_artifacts, load_lexical, save_artifacts, save_labels
+from .store import (
+    ArtifactError,
+    DocumentTable,
+    artifact_digest,
+    load_artifacts,
+    load_lexical,
+    read_manifest,
+    save_artifacts,
+    save_label,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -124,7 +133,7 @@ class Abstractor:
         Where the artifact lives; topic labels are saved there.
     lexical : LexicalIndex, optional
         BM25 index of the same documents (row ``i`` = document ``i``). Without it only
-        ``method="lda"`` is available (artifacts saved before version 0.2 have none).
+        ``method="lda"`` is available.
     hybrid_params : HybridParams
         Parameters of the default ranking (see :mod:`abstractor_widgets.ranking`).
 
@@ -168,20 +177,53 @@ class Abstractor:
 
     # -- construction ---------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | os.PathLike[str], mmap: bool = True, verify: bool = True, warm: bool = True) -> Abstractor:
-        """Load a saved artifact directory (memory-mapped, verified).
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        mmap: bool = True,
+        verify: bool = True,
+        warm: bool = True,
+        expected_digest: str | None = None,
+    ) -> Abstractor:
+        """Load a saved artifact directory (memory-mapped, verified, nothing executed).
 
         With ``warm`` (default) one throw-away query runs before returning: it loads the
         lemmatizer's dictionary and touches the memory maps, which otherwise makes the
         first real query take about a second.
 
+        Parameters
+        ----------
+        path : path-like
+        mmap : bool
+            Memory-map the large arrays (shared by every process serving the model).
+        verify : bool
+            Hash every file against the manifest (sizes are always checked). A server
+            that verified the artifact at start loads it in its workers with
+            ``verify=False`` and ``expected_digest``.
+        warm : bool
+        expected_digest : str, optional
+            The manifest digest to insist on (``abstractor info`` shows it); the
+            ``ABSTRACTOR_ARTIFACT_SHA256`` environment variable when not given.
+
         Raises
         ------
         abstractor_widgets.store.ArtifactError
-            For a missing, truncated, tampered or incompatible artifact.
+            For a missing, truncated, tampered, pickled (old format) or incompatible
+            artifact, or a digest mismatch.
         """
-        model, index, documents, manifest = load_artifacts(path, mmap=mmap, verify=verify)
-        lexical = load_lexical(path, manifest, mmap=mmap)
+        for attempt in range(3):
+            model, index, documents, manifest = load_artifacts(path, mmap=mmap, verify=verify, expected_digest=expected_digest)
+            lexical = load_lexical(path, manifest, mmap=mmap)
+            # an update elsewhere may have replaced the directory while its files were opened
+            try:
+                unchanged = artifact_digest(read_manifest(path)) == artifact_digest(manifest)
+            except ArtifactError:
+                unchanged = False
+            if unchanged:
+                break
+            logger.info("%s changed while it was being loaded; loading it again", path)
+        else:
+            raise ArtifactError(f"{path}: the model kept changing while it was being loaded")
         if lexical is None:
             logger.info("%s has no lexical index: similar papers are ranked by topics only (retrain for 'hybrid')", path)
         abstractor = cls(model, index, documents, manifest=manifest, path=path, lexical=lexical)
@@ -300,7 +342,7 @@ class Abstractor:
         self.manifest = {**self.manifest, "corpus": info, "updates": history}
         if save and self.path is not None:
             save_artifacts(self.path, self.model, self.index, documents, corpus_info=info,
-                           extra_manifest={"updates": history}, lexical=self.lexical)
+                           extra_manifest={"updates": history}, lexical=self.lexical, keep_labels_on_disk=True)
             reloaded = Abstractor.load(self.path)
             self.model, self.index, self.documents, self.manifest, self.lexical = (
                 reloaded.model, reloaded.index, reloaded.documents, reloaded.manifest, reloaded.lexical)
@@ -330,10 +372,15 @@ class Abstractor:
         ]
 
     def label_topic(self, topic: int, label: str) -> None:
-        """Name a topic; saved with the model when it was loaded from (or saved to) disk."""
+        """Name a topic; saved with the model when it was loaded from (or saved to) disk.
+
+        Only this topic's label is written, merged with the artifact on disk under its
+        lock: labels that other processes saved meanwhile are kept (and picked up here).
+        """
         self.model.set_label(topic, label)
         if self.path is not None:
-            save_labels(self.path, self.model.labels_)
+            on_disk = save_label(self.path, int(topic), self.model.labels_[int(topic)])
+            self.model.labels_[:] = on_disk
 
     # -- queries --------------------------------------------------------------------
     def colorize(self, text: str) -> ResultList:

@@ -3,10 +3,13 @@
 ::
 
     abstractor train --corpus PATH --topics K --out artifacts/NAME
-    abstractor info artifacts/NAME
+    abstractor info artifacts/NAME [--verify] [--json]
+    abstractor convert OLD NEW --trust-pickles
     abstractor query artifacts/NAME "text" [-n 5] [--json]
     abstractor fetch arxiv --category stat.ML --out corpus.parquet
     abstractor update artifacts/NAME --corpus new.parquet
+    abstractor serve artifacts/NAME [--port 8000] [--workers N]
+    abstractor dashboard artifacts/NAME [--port 8866] [--max-kernels N] [--edit-labels]
 
 Errors (bad files, corrupt models, bad arguments) print one clear line to stderr and
 exit with status 2; no traceback.
@@ -65,25 +68,48 @@ def _print_topics(ab) -> None:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .abstractor import Abstractor
+    """Describe an artifact from its manifest alone: no model file is opened."""
+    from .store import artifact_digest, check_digest, read_manifest, verify_artifacts
 
-    ab = Abstractor.load(args.artifact)
-    manifest = ab.manifest
+    manifest = read_manifest(args.artifact)
+    check_digest(manifest, args.digest, args.artifact)
+    if args.verify:
+        verify_artifacts(args.artifact, manifest, checksums=True)
+    digest = artifact_digest(manifest)
     if args.json:
-        print(json.dumps({k: v for k, v in manifest.items() if k != "files"}, indent=2, ensure_ascii=False))
+        print(json.dumps({**{k: v for k, v in manifest.items() if k != "files"}, "digest": digest},
+                         indent=2, ensure_ascii=False))
         return 0
     corpus = manifest.get("corpus", {})
-    print(f"{args.artifact}: {ab.n_topics} topics, {len(ab):,} documents, metric {manifest['metric']}")
-    print(f"created {manifest['created']} with " + ", ".join(f"{k} {v}" for k, v in manifest["versions"].items()))
+    print(f"{args.artifact}: {manifest['n_topics']} topics, {manifest.get('n_documents', '?'):,} documents, "
+          f"metric {manifest['metric']}, format {manifest['format_version']}")
+    print(f"created {manifest.get('created', '?')} with " + ", ".join(f"{k} {v}" for k, v in manifest.get("versions", {}).items()))
     print(f"corpus: {corpus.get('name', '?')} ({corpus.get('size', '?')} documents, sha256 {str(corpus.get('sha256', '?'))[:12]})")
-    _print_topics(ab)
+    size = sum(int(f.get("bytes", 0)) for f in manifest["files"].values())
+    print(f"files: {len(manifest['files'])}, {size / 2**20:,.1f} MiB" + (" (all checksums verified)" if args.verify else ""))
+    print(f"digest: {digest}  (pin it: --digest or $ABSTRACTOR_ARTIFACT_SHA256)")
+    for k, label in enumerate(manifest["labels"]):
+        print(f"  {k:>2} {label}")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .legacy import convert_pickled_artifact
+    from .store import artifact_digest
+
+    if not args.trust_pickles:
+        print("abstractor: error: converting runs the code stored in the old model's pickles; add --trust-pickles "
+              "only for a model from a source you trust", file=sys.stderr)
+        return 2
+    out = convert_pickled_artifact(args.source, args.target, trust_pickles=True)
+    print(f"converted {args.source} -> {out} (pickle-free format); digest {artifact_digest(out)}")
     return 0
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
     from .abstractor import Abstractor
 
-    ab = Abstractor.load(args.artifact)
+    ab = Abstractor.load(args.artifact, expected_digest=args.digest)
     text = sys.stdin.read() if args.text == "-" else args.text
     analysis = ab.analyze(text, n=args.n, method=args.method)
     if args.json:
@@ -108,11 +134,19 @@ def _cmd_query(args: argparse.Namespace) -> int:
 def _cmd_update(args: argparse.Namespace) -> int:
     from .abstractor import Abstractor
 
-    ab = Abstractor.load(args.artifact)
+    ab = Abstractor.load(args.artifact, expected_digest=args.digest)
     before = len(ab)
     start = time.perf_counter()
     added = ab.update(args.corpus)
     print(f"added {added:,} documents to {args.artifact} ({before:,} -> {len(ab):,}) in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .service import serve
+
+    serve(args.artifact, host=args.host, port=args.port, workers=args.workers, cors_origins=args.cors_origin,
+          rate_limit=args.rate_limit, rate_burst=args.rate_burst, access_log=args.access_log)
     return 0
 
 
@@ -140,10 +174,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--coherence-docs", type=_positive, default=20_000, help="documents used for coherence")
     train.set_defaults(func=_cmd_train)
 
-    info = sub.add_parser("info", help="describe a saved model")
+    digest_help = "refuse the model unless its manifest digest is this (see `abstractor info`; default $ABSTRACTOR_ARTIFACT_SHA256)"
+    info = sub.add_parser("info", help="describe a saved model (reads its manifest only)")
     info.add_argument("artifact", type=Path)
     info.add_argument("--json", action="store_true")
+    info.add_argument("--verify", action="store_true", help="also check every file's size and sha256")
+    info.add_argument("--digest", default=None, help=digest_help)
     info.set_defaults(func=_cmd_info)
+
+    convert = sub.add_parser("convert", help="convert a model of the old pickled format (trusted models only)")
+    convert.add_argument("source", type=Path, help="the old (format 1) artifact")
+    convert.add_argument("target", type=Path, help="where to write the pickle-free artifact (may be the same)")
+    convert.add_argument("--trust-pickles", action="store_true",
+                         help="required: loading the old format runs code stored in its files")
+    convert.set_defaults(func=_cmd_convert)
 
     query = sub.add_parser("query", help="colour a text and list similar papers")
     query.add_argument("artifact", type=Path)
@@ -152,14 +196,29 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--method", choices=("hybrid", "lexical", "lda"), default=None,
                        help="ranking of similar papers (default: hybrid when the model has a lexical index)")
     query.add_argument("--json", action="store_true")
+    query.add_argument("--digest", default=None, help=digest_help)
     query.set_defaults(func=_cmd_query)
 
     update = sub.add_parser("update", help="add documents to a saved model (online LDA update, no retraining)")
     update.add_argument("artifact", type=Path)
     update.add_argument("--corpus", required=True, type=Path, help="file with the new documents")
+    update.add_argument("--digest", default=None, help=digest_help)
     update.set_defaults(func=_cmd_update)
 
-    for name in ("harvest",):
+    serve = sub.add_parser("serve", help="HTTP API and web dashboard over a saved model (uvicorn; see docs/service.md)")
+    serve.add_argument("artifact", type=Path)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=_positive, default=1, help="worker processes sharing the memory-mapped model")
+    serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                       help="allow browser calls from this origin (repeatable; '*' for any); none by default")
+    serve.add_argument("--rate-limit", default=None, metavar="R/s",
+                       help="requests per client IP and worker, e.g. 20/s or 600/min; off by default")
+    serve.add_argument("--rate-burst", type=_positive, default=None, help="bucket size of the rate limit (default 2x the rate)")
+    serve.add_argument("--access-log", action="store_true", help="log every request (off: it costs throughput)")
+    serve.set_defaults(func=_cmd_serve)
+
+    for name in ("harvest", "voila"):  # fetch; dashboard (abstractor_widgets.voila)
         module = _optional(name)
         if module is not None:
             module.register_cli(sub)

@@ -70,6 +70,8 @@ BACKENDS = ("auto", "exact", "hnsw")
 #: (~130 s per million documents on 2 cores) and its ~230 bytes per document are small
 #: next to training a model on that many documents.
 ANN_AUTO_MIN_CELLS = 5_000_000
+#: The file of the index's vectors in an artifact.
+VECTORS_FILE = "vectors.npy"
 
 #: HNSW parameters: ``M`` (graph degree), ``ef_construction`` (build beam), ``ef`` (query
 #: beam; raised to ``k`` when a query asks for more), ``seed``. With M = 16, ef = 128
@@ -284,11 +286,44 @@ class SimilarityIndex:
         self._ann.save_index(str(directory / ANN_FILE))
         return [ANN_FILE]
 
-    def load_extra(self, directory: str | os.PathLike[str], entry: dict[str, Any] | None) -> SimilarityIndex:
+    def save_files(self, directory: str | os.PathLike[str]) -> dict[str, Any]:
+        """Write the index into ``directory``: ``vectors.npy`` (column-major, see
+        :meth:`storage`) and the HNSW graph ``ann.hnsw`` when there is one.
+
+        Returns
+        -------
+        dict
+            The manifest entry (:meth:`manifest_entry` plus ``"files"``), which
+            :meth:`load_files` reads back.
+        """
+        directory = Path(directory)
+        np.save(directory / VECTORS_FILE, self.storage(), allow_pickle=False)
+        return {**self.manifest_entry(), "files": [VECTORS_FILE, *self.save_extra(directory)]}
+
+    @classmethod
+    def load_files(cls, files: Any, entry: dict[str, Any] | None, metric: str, mmap: bool = True) -> SimilarityIndex:
+        """Open an index written by :meth:`save_files` from an artifact's listed files.
+
+        Raises
+        ------
+        ValueError
+            If the vectors or the saved graph do not match the entry.
+        ImportError
+            If the artifact has an HNSW graph but hnswlib is not installed.
+        """
+        vectors = files.array(VECTORS_FILE, mmap=mmap)
+        if vectors.ndim != 2 or vectors.dtype != np.float32:
+            raise ValueError(f"{VECTORS_FILE} must be a 2-D float32 array, not {vectors.dtype} {vectors.shape}")
+        index = cls.from_vectors(vectors, ids=None, metric=metric)
+        return index.load_extra(files, entry)
+
+    def load_extra(self, files: Any, entry: dict[str, Any] | None) -> SimilarityIndex:
         """Restore what :meth:`save_extra` wrote, as described by :meth:`manifest_entry`.
 
-        Old manifests (``entry`` is ``None``) or entries without an HNSW graph leave the
-        exact scan in place. Returns ``self``.
+        ``files`` is the artifact's :class:`~abstractor_widgets.fileio.ListedFiles`. Old
+        manifests (``entry`` is ``None``) or entries without an HNSW graph leave the exact
+        scan in place. The graph's file name is fixed (``ann.hnsw``), never taken from the
+        manifest. Returns ``self``.
 
         Raises
         ------
@@ -308,6 +343,8 @@ class SimilarityIndex:
             return self
         if info.get("library") != "hnswlib" or info.get("space") != "ip":
             raise ValueError(f"unsupported ANN index {info.get('library')!r}/{info.get('space')!r}")
+        if info.get("file", ANN_FILE) != ANN_FILE:
+            raise ValueError(f"the HNSW graph must be saved as {ANN_FILE!r}, not {info.get('file')!r}")
         if int(info.get("dim", -1)) != self.n_topics or int(info.get("count", -1)) != len(self):
             raise ValueError(
                 f"the saved HNSW index has {info.get('count')} vectors of {info.get('dim')} topics; "
@@ -316,7 +353,7 @@ class SimilarityIndex:
         self.ann_params = {**ANN_DEFAULTS, **{k: int(info[k]) for k in ANN_DEFAULTS if k in info}}
         hnswlib = _hnswlib()
         graph = hnswlib.Index(space="ip", dim=self.n_topics)
-        graph.load_index(str(Path(directory) / info.get("file", ANN_FILE)), max_elements=len(self))
+        graph.load_index(str(files.path(ANN_FILE)), max_elements=len(self))
         if graph.get_current_count() != len(self):
             raise ValueError(f"the saved HNSW index holds {graph.get_current_count()} vectors, expected {len(self)}")
         graph.set_ef(int(self.ann_params["ef"]))

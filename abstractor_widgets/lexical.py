@@ -64,6 +64,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .fileio import ListedFiles
+
 logger = logging.getLogger(__name__)
 
 #: File-name prefix of everything :meth:`LexicalIndex.save` writes.
@@ -542,25 +544,29 @@ class LexicalIndex:
         return (Path(directory) / f"{PREFIX}json").is_file()
 
     @classmethod
-    def load(cls, directory: str | os.PathLike[str], mmap: bool = True) -> LexicalIndex:
+    def load(cls, directory: str | os.PathLike[str] | ListedFiles, mmap: bool = True) -> LexicalIndex:
         """Open an index saved by :meth:`save`; large arrays memory-mapped when ``mmap``.
+
+        ``directory`` may be an artifact's :class:`~abstractor_widgets.fileio.ListedFiles`
+        (then only the files its manifest lists can be opened). Arrays are read without
+        pickle support.
 
         Raises
         ------
         FileNotFoundError
-            If a file is missing.
+            If a file is missing (or not listed).
         ValueError
             If the files are inconsistent or of another format version.
         """
-        directory = Path(directory)
-        meta = json.loads((directory / f"{PREFIX}json").read_text(encoding="utf-8"))
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{directory}: lexical index format {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
-        mode = "r" if mmap else None
+        files = directory if isinstance(directory, ListedFiles) else ListedFiles(directory)
+        directory = files.directory
+        meta = files.json(f"{PREFIX}json")
+        if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+            found = meta.get("format_version") if isinstance(meta, dict) else None
+            raise ValueError(f"{directory}: lexical index format {found!r}, expected {FORMAT_VERSION}")
         # plain ndarray views of the memory maps: same shared pages, without np.memmap's
         # per-slice overhead (a query slices dozens of posting lists)
-        arrays = {name: np.load(directory / f"{PREFIX}{name}.npy", mmap_mode=mode, allow_pickle=False).view(np.ndarray)
-                  for name in _ARRAYS}
+        arrays = {name: files.array(f"{PREFIX}{name}.npy", mmap=mmap) for name in _ARRAYS}
         n_docs, n_terms = int(meta["n_documents"]), int(meta["n_terms"])
         nnz = len(arrays["data"])
         if (len(arrays["indptr"]) != n_docs + 1 or len(arrays["t_indptr"]) != n_terms + 1 or len(arrays["idf"]) != n_terms
@@ -569,7 +575,10 @@ class LexicalIndex:
                 or arrays["components"].shape[0] != n_terms or arrays["vectors"].shape[0] != n_docs
                 or arrays["components"].shape[1] != arrays["vectors"].shape[1]):
             raise ValueError(f"{directory}: inconsistent lexical index files")
-        index = cls(**meta["params"])
+        params = meta.get("params")
+        if not isinstance(params, dict) or not set(params) <= set(cls().get_params()):
+            raise ValueError(f"{directory}: invalid lexical index parameters")
+        index = cls(**params)
         index._validate()
         index.matrix_ = _wrap_csr(arrays["data"], arrays["indices"], arrays["indptr"], (n_docs, n_terms))
         index.postings_ = _wrap_csr(arrays["t_data"], arrays["t_indices"], arrays["t_indptr"], (n_terms, n_docs))

@@ -14,10 +14,13 @@ Examples
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 from collections.abc import Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, TypedDict
 
 import numpy as np
@@ -27,6 +30,8 @@ from .text import Preprocessor, Token
 if TYPE_CHECKING:  # gensim is imported lazily: `import abstractor_widgets` stays light
     from gensim.corpora import Dictionary
     from gensim.models import LdaModel
+
+    from .fileio import ListedFiles
 
 logger = logging.getLogger(__name__)
 
@@ -444,7 +449,123 @@ class TopicModel:
             known = [t for t in known if token2id[t.text] not in dropped]
         return doc, _spans(text, known, word_topic, word_weight, token2id), known
 
-    # -- persistence (used by store) --------------------------------------------------
+    # -- persistence: JSON and .npy only (the artifact store coordinates) ----------------
+    def save_files(self, directory: str | os.PathLike[str]) -> dict[str, Any]:
+        """Write the fitted model into ``directory`` as JSON and ``.npy`` files: no pickle.
+
+        Files: ``preprocessor.json`` (settings and phrases), ``dictionary.json`` (the
+        words in id order and corpus counts) with ``dictionary.dfs.npy`` /
+        ``dictionary.cfs.npy``, ``lda.json`` (LDA settings) with ``lda.expElogbeta.npy``,
+        ``lda.sstats.npy``, ``lda.alpha.npy``, ``lda.eta.npy``, and ``doc_topics.npy``.
+
+        Returns
+        -------
+        dict
+            The model's manifest entry: ``{"files": [names...], "n_topics", "n_terms"}``.
+            :meth:`load_files` reads exactly these files back.
+        """
+        self._check_fitted()
+        directory = Path(directory)
+        dictionary, lda = self.dictionary_, self.lda_
+        n_terms = len(dictionary)
+        if sorted(dictionary.token2id.values()) != list(range(n_terms)):
+            raise ValueError("the dictionary's ids are not 0..n-1 (call compactify() first)")
+        words = [""] * n_terms
+        for word, wid in dictionary.token2id.items():
+            words[wid] = word
+        _write_json(directory / "preprocessor.json", self.preprocessor_.to_dict())
+        _write_json(directory / "dictionary.json", {
+            "words": words, "num_docs": int(dictionary.num_docs), "num_pos": int(dictionary.num_pos),
+            "num_nnz": int(dictionary.num_nnz)})
+        np.save(directory / "dictionary.dfs.npy", np.array([dictionary.dfs.get(i, 0) for i in range(n_terms)], dtype=np.int64))
+        np.save(directory / "dictionary.cfs.npy", np.array([dictionary.cfs.get(i, 0) for i in range(n_terms)], dtype=np.int64))
+        _write_json(directory / "lda.json", {
+            "num_topics": int(lda.num_topics), "num_terms": int(lda.num_terms), "dtype": np.dtype(lda.dtype).name,
+            "chunksize": int(lda.chunksize), "passes": int(lda.passes), "update_every": int(lda.update_every),
+            "decay": float(lda.decay), "offset": float(lda.offset), "iterations": int(lda.iterations),
+            "gamma_threshold": float(lda.gamma_threshold), "minimum_probability": float(lda.minimum_probability),
+            "minimum_phi_value": float(lda.minimum_phi_value), "num_updates": int(lda.num_updates),
+            "optimize_alpha": bool(lda.optimize_alpha), "optimize_eta": bool(lda.optimize_eta),
+            "state_numdocs": int(lda.state.numdocs)})
+        arrays = {"expElogbeta": lda.expElogbeta, "sstats": lda.state.sstats, "alpha": lda.alpha, "eta": lda.eta}
+        for name, array in arrays.items():
+            np.save(directory / f"lda.{name}.npy", np.ascontiguousarray(array, dtype=lda.dtype), allow_pickle=False)
+        np.save(directory / "doc_topics.npy", np.ascontiguousarray(self.doc_topics_, dtype=np.float32), allow_pickle=False)
+        return {"files": list(MODEL_FILES), "n_topics": int(self.n_topics), "n_terms": n_terms}
+
+    @classmethod
+    def load_files(cls, files: ListedFiles, params: dict[str, Any], labels: list[str], mmap: bool = True) -> TopicModel:
+        """Rebuild a model written by :meth:`save_files` (gensim objects made from the arrays).
+
+        Parameters
+        ----------
+        files : ListedFiles
+            The artifact's files (only the listed ones can be opened).
+        params : dict
+            Constructor parameters (the manifest's ``params``).
+        labels : list of str
+        mmap : bool
+            Memory-map the large arrays (read-only, shared between processes).
+
+        Raises
+        ------
+        ValueError
+            If a file holds something else than :meth:`save_files` writes, or the arrays'
+            shapes disagree.
+        """
+        from gensim.corpora import Dictionary
+        from gensim.models import LdaModel
+
+        preprocessor = Preprocessor.from_dict(files.json("preprocessor.json"))
+        vocab = files.json("dictionary.json")
+        words = vocab.get("words") if isinstance(vocab, dict) else None
+        if not isinstance(words, list) or not all(isinstance(w, str) for w in words) or len(set(words)) != len(words):
+            raise ValueError("dictionary.json: 'words' must be a list of distinct strings")
+        n_terms = len(words)
+        dfs, cfs = files.array("dictionary.dfs.npy", mmap=False), files.array("dictionary.cfs.npy", mmap=False)
+        if dfs.shape != (n_terms,) or cfs.shape != (n_terms,) or dfs.dtype.kind != "i" or cfs.dtype.kind != "i":
+            raise ValueError("dictionary counts do not match its words")
+        dictionary = Dictionary()
+        dictionary.token2id = {w: i for i, w in enumerate(words)}
+        dictionary.dfs = dict(enumerate(dfs.tolist()))
+        dictionary.cfs = dict(enumerate(cfs.tolist()))
+        for key in ("num_docs", "num_pos", "num_nnz"):
+            setattr(dictionary, key, int(vocab.get(key, 0)))
+
+        meta = files.json("lda.json")
+        if not isinstance(meta, dict) or meta.get("dtype") not in ("float32", "float64"):
+            raise ValueError("lda.json: not an LDA settings object")
+        dtype = np.dtype(meta["dtype"]).type
+        k = int(meta["num_topics"])
+        arrays = {name: files.array(f"lda.{name}.npy", mmap=mmap and name in ("expElogbeta", "sstats"))
+                  for name in ("expElogbeta", "sstats", "alpha", "eta")}
+        if (int(meta["num_terms"]) != n_terms or arrays["expElogbeta"].shape != (k, n_terms)
+                or arrays["sstats"].shape != (k, n_terms) or arrays["alpha"].shape != (k,)
+                or arrays["eta"].shape not in ((n_terms,), (k, n_terms))
+                or any(a.dtype != np.dtype(dtype) for a in arrays.values())):
+            raise ValueError("LDA arrays do not match its settings or the dictionary")
+        # gensim's own constructor (no corpus: no training), then the saved state in place of
+        # its random initialisation
+        lda = LdaModel(
+            corpus=None, num_topics=k, id2word=dictionary, alpha=np.array(arrays["alpha"]), eta=np.array(arrays["eta"]),
+            chunksize=int(meta["chunksize"]), passes=int(meta["passes"]), update_every=int(meta["update_every"]),
+            decay=float(meta["decay"]), offset=float(meta["offset"]), eval_every=None,
+            iterations=int(meta["iterations"]), gamma_threshold=float(meta["gamma_threshold"]),
+            minimum_probability=float(meta["minimum_probability"]), minimum_phi_value=float(meta["minimum_phi_value"]),
+            random_state=0, dtype=dtype,
+        )
+        lda.optimize_alpha = bool(meta["optimize_alpha"])
+        lda.optimize_eta = bool(meta["optimize_eta"])
+        lda.num_updates = int(meta["num_updates"])
+        lda.state.sstats = arrays["sstats"]
+        lda.state.numdocs = int(meta["state_numdocs"])
+        lda.expElogbeta = arrays["expElogbeta"]
+        doc_topics = files.array("doc_topics.npy", mmap=mmap)
+        if doc_topics.ndim != 2 or doc_topics.shape[1] != k:
+            raise ValueError(f"doc_topics.npy has shape {doc_topics.shape}, expected (n, {k})")
+        clean = {key: value for key, value in params.items() if key in _PARAM_NAMES}
+        return cls(**clean)._restore(preprocessor, dictionary, lda, labels, doc_topics)
+
     def _restore(self, preprocessor: Preprocessor, dictionary: Dictionary, lda: LdaModel, labels: list[str], doc_topics: np.ndarray) -> TopicModel:
         self.preprocessor_ = preprocessor
         self.dictionary_ = dictionary
@@ -454,6 +575,20 @@ class TopicModel:
         self.doc_topics_ = doc_topics
         self.n_documents_ = len(doc_topics)
         return self
+
+
+#: The files :meth:`TopicModel.save_files` writes.
+MODEL_FILES = (
+    "preprocessor.json", "dictionary.json", "dictionary.dfs.npy", "dictionary.cfs.npy", "lda.json",
+    "lda.expElogbeta.npy", "lda.sstats.npy", "lda.alpha.npy", "lda.eta.npy", "doc_topics.npy",
+)
+_PARAM_NAMES = frozenset((
+    "n_topics", "passes", "iterations", "chunksize", "alpha", "eta", "workers", "no_below", "no_above", "keep_n", "random_state",
+))
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
 
 
 _INFER_STATE = None

@@ -1,22 +1,47 @@
-"""The artifact store: atomic, verified, memory-mapped saving and loading of a model.
+"""The artifact store: atomic, verified, memory-mapped, pickle-free saving and loading of a model.
 
-An artifact is a directory::
+An artifact is a directory of JSON and ``.npy`` files (format version 2)::
 
     artifacts/NAME/
         manifest.json          format version, library versions, corpus size and hash,
-                               parameters, topic labels, sha256 and size of every file
-        preprocessor.pkl       tokenizer settings and learned phrases
-        dictionary.gensim      gensim Dictionary
-        lda.gensim (+ .npy)    gensim LdaModel, large arrays stored separately (mmap)
+                               parameters, topic labels, each component's entry, and the
+                               sha256 and size of every file
+        preprocessor.json      tokenizer settings and learned phrases
+        dictionary.json (+ .dfs/.cfs.npy)   the words in id order and their counts
+        lda.json + lda.*.npy   LDA settings; topic-word arrays, alpha, eta (mmap)
         doc_topics.npy         float32 (N, K) topic mixtures of the corpus
-        vectors.npy            the similarity index's rows (mmap)
+        vectors.npy (+ ann.hnsw)            the similarity index's rows (mmap), HNSW graph
         docs.*.bin/.idx.npy    the documents' fields as UTF-8 blobs + offsets (mmap)
+        lexical.*              the BM25 / LSA index (mmap)
 
-Saving writes everything into a temporary sibling directory and renames it into place,
-so an interrupted save never leaves a half-written model. Loading checks the manifest
-(format, versions) and every file's size and sha256 before unpickling anything, and
-raises :class:`ArtifactError` with the file and the problem. Large arrays are opened
-memory-mapped: several kernels serving the dashboard share one copy in RAM.
+Each component owns one save/load contract: ``TopicModel.save_files`` / ``load_files``,
+``SimilarityIndex.save_files`` / ``load_files``, ``LexicalIndex.save`` / ``load``,
+:class:`DocumentTable` ``write`` / ``open``. This module only coordinates them, writes
+atomically under a per-artifact lock, and verifies.
+
+Safety
+------
+Loading never executes anything from the folder: arrays are read with
+``numpy.load(allow_pickle=False)``, the rest is JSON, and gensim's objects are rebuilt from
+those arrays. Loaders open only the files the manifest lists, by plain names (no path
+separators, no ``..``). An artifact of the old pickled format (version 1) is refused with
+the command that converts it (``abstractor convert``), for models the user trusts.
+
+What the checksums protect against: the sha256 of every file sits in ``manifest.json``
+inside the same folder, so on their own they catch corruption (a truncated copy, a flipped
+bit), not tampering: whoever can change a file can change the manifest too. To detect
+tampering, pin the manifest's digest from outside the folder (:func:`artifact_digest`,
+shown by ``abstractor info``; ``--digest`` on the command line, or the
+``ABSTRACTOR_ARTIFACT_SHA256`` environment variable): loading then fails unless the
+manifest, and through its checksums every file, is exactly the one pinned. Topic labels
+are editable and so are not part of the digest; they are only ever shown as text.
+
+Writers (a save, an update, a label change, the recovery of an interrupted save) all take
+the artifact's lock file (``.NAME.lock`` beside the directory): a label change rewrites
+only its topic, merged with the manifest on disk, so no edit is lost and no writer
+tears another's artifact. Saving writes a temporary sibling directory and renames it into
+place, so an interrupted save never leaves a half-written model; files and folders get the
+modes the umask gives.
 """
 
 from __future__ import annotations
@@ -25,8 +50,6 @@ import hashlib
 import json
 import logging
 import os
-import pickle
-import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -37,6 +60,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .corpus import FIELDS, Corpus, Document
+from .fileio import (  # noqa: F401 (re-exported: the store's writers are the package's)
+    ListedFiles,
+    UnsafeFileError,
+    atomic_directory,
+    atomic_write_path,
+    atomic_write_text,
+    check_file_name,
+    fsync_dir,
+    sha256_file,
+)
 
 if TYPE_CHECKING:
     from .index import SimilarityIndex
@@ -46,94 +79,59 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 FORMAT = "abstractor-artifacts"
-FORMAT_VERSION = 1
+#: Version 2: JSON and .npy only. Version 1 stored pickles (refused; see ``abstractor convert``).
+FORMAT_VERSION = 2
+PICKLED_FORMAT_VERSIONS = (1,)
 MANIFEST = "manifest.json"
+#: Environment variable that pins the manifest digest every load must match.
+DIGEST_ENV_VAR = "ABSTRACTOR_ARTIFACT_SHA256"
+#: Keys of the manifest left out of its digest: what users may edit in place.
+UNPINNED_KEYS = ("labels",)
+MAX_LABEL_CHARS = 80
 
 
 class ArtifactError(RuntimeError):
     """An artifact directory is missing, truncated, tampered with or incompatible."""
 
 
-# -- atomic file operations ---------------------------------------------------------
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+class PickledArtifactError(ArtifactError):
+    """An artifact in the old pickled format: loading it would run code stored in it."""
+
+
+class DigestMismatchError(ArtifactError):
+    """The manifest is not the one whose digest was pinned."""
 
 
 @contextmanager
-def atomic_write_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
+def artifact_lock(directory: str | os.PathLike[str], timeout: float = 600.0) -> Iterator[None]:
+    """Hold the artifact's lock file (``.NAME.lock`` beside the directory) for a write.
 
-    On an exception the temporary file is removed and ``path`` is left as it was.
+    Every writer takes it: saves, updates, label changes and the recovery of an
+    interrupted save. It lives beside the directory because a save replaces the directory
+    itself. Re-entrant within a process.
+
+    Raises
+    ------
+    ArtifactError
+        If the lock cannot be had within ``timeout`` seconds.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    from filelock import FileLock, Timeout
+
+    directory = Path(directory).absolute()
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    # one lock object per path in this process (is_singleton): nested writers re-enter it
+    lock = FileLock(str(directory.parent / f".{directory.name}.lock"), mode=0o666 & ~_umask(), is_singleton=True)
     try:
-        yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        with lock.acquire(timeout=timeout):
+            yield
+    except Timeout as exc:
+        raise ArtifactError(f"{directory}: another process holds the artifact's lock ({exc})") from exc
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write a text file atomically."""
-    with atomic_write_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-@contextmanager
-def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield an empty temporary directory that replaces ``path`` when the block succeeds.
-
-    The old directory (if any) is moved aside, the new one renamed into place, then the
-    old one deleted: at every instant either the old or the new complete artifact
-    exists (:func:`load_artifacts` recovers the old one if a crash hits between the
-    two renames).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
-    try:
-        yield tmp
-        for file in tmp.iterdir():
-            with open(file, "rb") as handle:
-                os.fsync(handle.fileno())
-        _fsync_dir(tmp)
-        old = None
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{os.getpid()}-{time.time_ns()}"
-            os.replace(path, old)
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def sha256_file(path: Path, block: int = 1 << 20) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 # -- documents ----------------------------------------------------------------------
@@ -169,17 +167,33 @@ class DocumentTable:
         np.save(directory / "docs.id_order.npy", order)
         return names + ["docs.id_order.npy"]
 
+    @staticmethod
+    def file_names() -> list[str]:
+        """The files :meth:`write` writes."""
+        return [name for field in FIELDS for name in (f"docs.{field}.bin", f"docs.{field}.idx.npy")] + ["docs.id_order.npy"]
+
     @classmethod
-    def open(cls, directory: Path, mmap: bool = True) -> DocumentTable:
-        """Open the documents of an artifact directory."""
+    def open(cls, directory: Path | ListedFiles, mmap: bool = True) -> DocumentTable:
+        """Open the documents of an artifact directory (or of its listed files).
+
+        Raises
+        ------
+        ValueError
+            If the offsets do not fit the blobs or the tables disagree on their length.
+        """
+        files = directory if isinstance(directory, ListedFiles) else ListedFiles(directory)
         blobs, offsets = {}, {}
         for field in FIELDS:
-            blob_path = directory / f"docs.{field}.bin"
-            size = blob_path.stat().st_size
-            blobs[field] = (np.memmap(blob_path, dtype=np.uint8, mode="r") if size and mmap  # (see _load_array)
-                            else np.fromfile(blob_path, dtype=np.uint8)).view(np.ndarray)
-            offsets[field] = _load_array(directory / f"docs.{field}.idx.npy", mmap)
-        return cls(blobs, offsets, _load_array(directory / "docs.id_order.npy", mmap))
+            blobs[field] = files.bytes_array(f"docs.{field}.bin", mmap=mmap)
+            offsets[field] = files.array(f"docs.{field}.idx.npy", mmap=mmap)
+            idx = offsets[field]
+            if idx.ndim != 1 or idx.dtype != np.int64 or len(idx) < 1 or idx[0] != 0 or idx[-1] != len(blobs[field]):
+                raise ValueError(f"docs.{field}.idx.npy does not match docs.{field}.bin")
+        lengths = {len(o) for o in offsets.values()}
+        order = files.array("docs.id_order.npy", mmap=mmap)
+        if len(lengths) != 1 or len(order) != lengths.pop() - 1:
+            raise ValueError("the document tables disagree on the number of documents")
+        return cls(blobs, offsets, order)
 
     @classmethod
     def from_documents(cls, documents: Sequence[Document] | Corpus) -> DocumentTable:
@@ -230,13 +244,6 @@ class DocumentTable:
         return True
 
 
-def _load_array(path: Path, mmap: bool) -> np.ndarray:
-    """A ``.npy`` array, memory-mapped read-only when ``mmap``, as a plain ndarray view: the
-    same shared pages without np.memmap's per-slice Python overhead (a few µs a slice, ~80
-    slices per similar-paper list)."""
-    return np.load(path, mmap_mode="r" if mmap else None).view(np.ndarray)
-
-
 # -- artifacts ----------------------------------------------------------------------
 def _versions() -> dict[str, str]:
     import platform
@@ -262,8 +269,9 @@ def save_artifacts(
     extra_files: dict[str, bytes] | None = None,
     extra_manifest: dict[str, Any] | None = None,
     lexical: LexicalIndex | None = None,
+    keep_labels_on_disk: bool = False,
 ) -> Path:
-    """Save a fitted model, its index and its documents atomically.
+    """Save a fitted model, its index and its documents atomically, under the artifact's lock.
 
     Parameters
     ----------
@@ -278,12 +286,14 @@ def save_artifacts(
     corpus_info : dict, optional
         ``{"name", "size", "sha256"}`` of the training corpus.
     extra_files : dict of str to bytes, optional
-        More files to write (and checksum) in the directory.
+        More files to write (and checksum) in the directory (plain names only).
     extra_manifest : dict, optional
         Keys added to the manifest.
     lexical : LexicalIndex, optional
-        The lexical index of the same documents (row ``i`` = document ``i``), saved as
-        ``lexical.*`` files that :func:`load_lexical` memory-maps.
+        The lexical index of the same documents (row ``i`` = document ``i``).
+    keep_labels_on_disk : bool
+        Keep the labels of the artifact being replaced (read under the lock) instead of
+        ``model.labels_``: an update must not undo a label another process saved meanwhile.
 
     Returns
     -------
@@ -293,70 +303,102 @@ def save_artifacts(
     directory = Path(directory)
     if len(index) != len(documents):
         raise ValueError(f"the index has {len(index)} rows but there are {len(documents)} documents")
-    with atomic_directory(directory) as tmp:
-        files = ["preprocessor.pkl", "dictionary.gensim", "doc_topics.npy", "vectors.npy"]
-        with open(tmp / "preprocessor.pkl", "wb") as handle:
-            pickle.dump(model.preprocessor_, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        model.dictionary_.save(str(tmp / "dictionary.gensim"))
-        # sep_limit=0: every array (incl. the state's K x V sstats) goes to its own .npy, memory-mappable
-        model.lda_.save(str(tmp / "lda.gensim"), separately=["expElogbeta", "sstats"], sep_limit=0)
-        files += [p.name for p in tmp.iterdir() if p.name.startswith("lda.gensim")]
-        np.save(tmp / "doc_topics.npy", np.ascontiguousarray(model.doc_topics_, dtype=np.float32))
-        np.save(tmp / "vectors.npy", index.storage())  # column-major: the blocked scan reads it at bandwidth
-        files += index.save_extra(tmp)  # the HNSW graph when the index has one
-        if isinstance(documents, DocumentTable):
-            documents = [documents[i] for i in range(len(documents))]
-        files += DocumentTable.write(documents, tmp)
-        if lexical is not None:
-            if len(lexical) != len(documents):
-                raise ValueError(f"the lexical index has {len(lexical)} rows but there are {len(documents)} documents")
-            files += lexical.save(tmp)
-        for name, payload in (extra_files or {}).items():
-            (tmp / name).write_bytes(payload)
-            files.append(name)
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "versions": _versions(),
-            "corpus": corpus_info or {"size": len(documents)},
-            "n_documents": len(documents),
-            "n_topics": model.n_topics,
-            "metric": index.metric,
-            "index": index.manifest_entry(),
-            "lexical": None if lexical is None else lexical.get_params(),
-            "params": model.get_params(),
-            "labels": list(model.labels_),
-            "files": {
-                name: {"bytes": (tmp / name).stat().st_size, "sha256": sha256_file(tmp / name)}
-                for name in sorted(set(files))
-            },
-        }
-        manifest.update(extra_manifest or {})
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    if lexical is not None and len(lexical) != len(documents):
+        raise ValueError(f"the lexical index has {len(lexical)} rows but there are {len(documents)} documents")
+    for name in extra_files or {}:
+        check_file_name(name)
+    with artifact_lock(directory):
+        labels = list(model.labels_)
+        if keep_labels_on_disk and (directory / MANIFEST).is_file():
+            try:
+                on_disk = read_manifest(directory)["labels"]
+                if len(on_disk) == len(labels):
+                    labels = list(on_disk)
+            except ArtifactError:
+                pass
+        with atomic_directory(directory) as tmp:
+            model_entry = model.save_files(tmp)
+            index_entry = index.save_files(tmp)
+            if isinstance(documents, DocumentTable):
+                documents = [documents[i] for i in range(len(documents))]
+            document_files = DocumentTable.write(documents, tmp)
+            lexical_entry = None
+            if lexical is not None:
+                lexical_entry = {**lexical.get_params(), "files": lexical.save(tmp)}
+            for name, payload in (extra_files or {}).items():
+                (tmp / name).write_bytes(payload)
+            names = sorted(p.name for p in tmp.iterdir())
+            manifest = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "versions": _versions(),
+                "corpus": corpus_info or {"size": len(documents)},
+                "n_documents": len(documents),
+                "n_topics": model.n_topics,
+                "metric": index.metric,
+                "model": model_entry,
+                "index": index_entry,
+                "documents": {"files": document_files},
+                "lexical": lexical_entry,
+                "params": model.get_params(),
+                "labels": labels,
+                "files": {name: {"bytes": (tmp / name).stat().st_size, "sha256": sha256_file(tmp / name)} for name in names},
+            }
+            manifest.update(extra_manifest or {})
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     logger.info("saved artifacts to %s", directory)
     return directory
 
 
+def artifact_digest(manifest: dict[str, Any] | str | os.PathLike[str]) -> str:
+    """The hex sha256 that pins an artifact: its manifest's content, labels aside.
+
+    Since the manifest holds every file's sha256, the digest pins every file too. Give it
+    to :func:`load_artifacts` (``expected_digest``), ``abstractor ... --digest`` or the
+    ``ABSTRACTOR_ARTIFACT_SHA256`` environment variable, from outside the folder.
+
+    Parameters
+    ----------
+    manifest : dict or path-like
+        A manifest, or an artifact directory (its manifest is read).
+    """
+    if not isinstance(manifest, dict):
+        manifest = read_manifest(manifest)
+    pinned = {key: value for key, value in manifest.items() if key not in UNPINNED_KEYS}
+    canonical = json.dumps(pinned, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def _recover(directory: Path) -> bool:
+    """Put back the previous artifact left by a crash between the two renames of a save."""
+    if not directory.parent.exists():
+        return False
+    with artifact_lock(directory):
+        if directory.exists():
+            return True
+        stale = sorted(directory.parent.glob(f".{directory.name}.old-*"), key=lambda p: int(p.name.rsplit("-", 1)[-1]))
+        if not stale:
+            return False
+        os.replace(stale[-1], directory)
+    logger.warning("recovered %s from an interrupted save", directory)
+    return True
+
+
 def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and check an artifact's manifest (not its files).
+    """Read and check an artifact's manifest (not its files); opens nothing else.
 
     Raises
     ------
+    PickledArtifactError
+        For an artifact of the old pickled format (the message names the conversion).
     ArtifactError
-        Missing directory or manifest, unparsable JSON, another format, or a format
-        version this package cannot read.
+        Missing directory or manifest, unparsable JSON, another format, a format version
+        this package cannot read, or invalid labels.
     """
     directory = Path(directory)
-    if not directory.exists():
-        stale = (sorted(directory.parent.glob(f".{directory.name}.old-*"), key=lambda p: int(p.name.rsplit("-", 1)[-1]))
-                 if directory.parent.exists() else [])
-        if stale:
-            # a crash between the two renames of a save: the previous model is intact
-            os.replace(stale[-1], directory)
-            logger.warning("recovered %s from an interrupted save", directory)
-        else:
-            raise ArtifactError(f"{directory}: no such model directory (train one with `abstractor train --out {directory}`)")
+    if not directory.exists() and not _recover(directory):
+        raise ArtifactError(f"{directory}: no such model directory (train one with `abstractor train --out {directory}`)")
     path = directory / MANIFEST
     if not path.is_file():
         raise ArtifactError(f"{directory}: not a model directory (no {MANIFEST})")
@@ -367,43 +409,107 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ArtifactError(f"{path}: not an {FORMAT} manifest")
     version = manifest.get("format_version")
+    if version in PICKLED_FORMAT_VERSIONS:
+        raise PickledArtifactError(
+            f"{directory}: this model was saved in the old pickled format (version {version}); loading it "
+            f"would run code stored in its files, so it is refused. If you trust where it came from, convert "
+            f"it once: `abstractor convert {directory} NEW_DIRECTORY --trust-pickles`"
+        )
     if version != FORMAT_VERSION:
         raise ArtifactError(
             f"{path}: artifact format version {version!r} is incompatible with this package "
             f"(reads version {FORMAT_VERSION}); retrain the model"
         )
-    for key in ("files", "labels", "n_topics", "metric", "params"):
+    for key in ("files", "labels", "n_topics", "metric", "params", "model", "index", "documents"):
         if key not in manifest:
             raise ArtifactError(f"{path}: manifest lacks {key!r}")
+    if not isinstance(manifest["files"], dict):
+        raise ArtifactError(f"{path}: 'files' must be an object")
+    labels, n_topics = manifest["labels"], manifest["n_topics"]
+    if (not isinstance(n_topics, int) or not isinstance(labels, list) or len(labels) != n_topics
+            or not all(isinstance(label, str) and 0 < len(label) <= MAX_LABEL_CHARS for label in labels)):
+        raise ArtifactError(f"{path}: the labels must be {n_topics} strings of 1 to {MAX_LABEL_CHARS} characters")
     return manifest
 
 
-def verify_artifacts(directory: str | os.PathLike[str], manifest: dict[str, Any] | None = None, checksums: bool = True) -> dict[str, Any]:
-    """Check that every file the manifest lists exists with its size and sha256.
+def check_digest(manifest: dict[str, Any], expected_digest: str | None, where: object = "") -> None:
+    """Compare the manifest's digest with ``expected_digest`` (or ``$ABSTRACTOR_ARTIFACT_SHA256``).
+
+    Raises
+    ------
+    DigestMismatchError
+        If a digest is pinned and differs.
+    """
+    expected = expected_digest if expected_digest is not None else os.environ.get(DIGEST_ENV_VAR, "").strip()
+    if not expected:
+        return
+    actual = artifact_digest(manifest)
+    if actual != expected.lower():
+        source = "expected_digest" if expected_digest is not None else f"${DIGEST_ENV_VAR}"
+        raise DigestMismatchError(
+            f"{where}: the manifest's digest is {actual}, not the {expected.lower()} pinned by {source}: "
+            "the model was changed or replaced since it was pinned; refusing to load it"
+        )
+
+
+def verify_artifacts(
+    directory: str | os.PathLike[str],
+    manifest: dict[str, Any] | None = None,
+    checksums: bool = True,
+    expected_digest: str | None = None,
+) -> dict[str, Any]:
+    """Check the pinned digest, and that every listed file exists with its size and sha256.
+
+    Parameters
+    ----------
+    directory : path-like
+    manifest : dict, optional
+        Already read (else read here).
+    checksums : bool
+        Hash every file (else sizes only: for a server that verified them at start).
+    expected_digest : str, optional
+        The :func:`artifact_digest` the manifest must have; ``$ABSTRACTOR_ARTIFACT_SHA256``
+        when not given.
 
     Raises
     ------
     ArtifactError
-        Naming the first missing, truncated or modified file.
+        Naming the first missing, truncated or modified file, an unsafe name, a component
+        listing a file the manifest does not, or a digest mismatch.
     """
     directory = Path(directory)
     manifest = manifest or read_manifest(directory)
+    check_digest(manifest, expected_digest, directory)
     for name, info in manifest["files"].items():
+        try:
+            check_file_name(name)
+        except UnsafeFileError as exc:
+            raise ArtifactError(f"{directory / MANIFEST}: {exc}") from None
         path = directory / name
-        if Path(name).name != name:
-            raise ArtifactError(f"{directory / MANIFEST}: unsafe file name {name!r}")
-        if not path.is_file():
+        if not isinstance(info, dict) or not isinstance(info.get("bytes"), int) or not isinstance(info.get("sha256"), str):
+            raise ArtifactError(f"{directory / MANIFEST}: invalid entry for {name!r}")
+        if path.is_symlink() or not path.is_file():
             raise ArtifactError(f"{path}: missing file (the artifact is incomplete)")
         size = path.stat().st_size
         if size != info["bytes"]:
             raise ArtifactError(f"{path}: truncated or modified ({size} bytes, expected {info['bytes']})")
         if checksums and sha256_file(path) != info["sha256"]:
             raise ArtifactError(f"{path}: checksum mismatch (the file was modified or is corrupt)")
+    for component in ("model", "index", "documents", "lexical"):
+        entry = manifest.get(component)
+        unlisted = [n for n in (entry or {}).get("files", []) if n not in manifest["files"]] if isinstance(entry, dict) else []
+        if unlisted:
+            raise ArtifactError(f"{directory / MANIFEST}: the {component} needs {unlisted[0]!r}, which the manifest does not list")
     return manifest
 
 
-def load_artifacts(directory: str | os.PathLike[str], mmap: bool = True, verify: bool = True):
-    """Load a saved model.
+def load_artifacts(
+    directory: str | os.PathLike[str],
+    mmap: bool = True,
+    verify: bool = True,
+    expected_digest: str | None = None,
+):
+    """Load a saved model; nothing stored in the folder is ever executed.
 
     Parameters
     ----------
@@ -411,7 +517,10 @@ def load_artifacts(directory: str | os.PathLike[str], mmap: bool = True, verify:
     mmap : bool
         Memory-map large arrays (shared between processes).
     verify : bool
-        Check every file's sha256 before unpickling (sizes are always checked).
+        Check every file's sha256 (sizes are always checked).
+    expected_digest : str, optional
+        Pin the manifest (:func:`artifact_digest`); ``$ABSTRACTOR_ARTIFACT_SHA256`` when
+        not given.
 
     Returns
     -------
@@ -422,37 +531,25 @@ def load_artifacts(directory: str | os.PathLike[str], mmap: bool = True, verify:
     Raises
     ------
     ArtifactError
-        For a missing, truncated, tampered or incompatible artifact.
+        For a missing, truncated, tampered, pickled or incompatible artifact.
     """
-    from gensim.corpora import Dictionary
-    from gensim.models import LdaModel
-
     from .index import SimilarityIndex
     from .model import TopicModel
 
     directory = Path(directory)
-    manifest = verify_artifacts(directory, read_manifest(directory), checksums=verify)
-    mode = "r" if mmap else None
+    manifest = verify_artifacts(directory, read_manifest(directory), checksums=verify, expected_digest=expected_digest)
+    files = ListedFiles(directory, manifest["files"])
     try:
-        with open(directory / "preprocessor.pkl", "rb") as handle:
-            preprocessor = pickle.load(handle)
-        dictionary = Dictionary.load(str(directory / "dictionary.gensim"))
-        lda = LdaModel.load(str(directory / "lda.gensim"), mmap=mode)
-        doc_topics = _load_array(directory / "doc_topics.npy", mmap)
-        vectors = _load_array(directory / "vectors.npy", mmap)
-        documents = DocumentTable.open(directory, mmap=mmap)
-    except Exception as exc:
+        model = TopicModel.load_files(files, manifest["params"], manifest["labels"], mmap=mmap)
+        index = SimilarityIndex.load_files(files, manifest.get("index"), manifest["metric"], mmap=mmap)
+        documents = DocumentTable.open(files, mmap=mmap)
+    except (OSError, ValueError, KeyError, TypeError, ImportError, RuntimeError) as exc:
         raise ArtifactError(f"{directory}: cannot load model files ({type(exc).__name__}: {exc})") from exc
     n_topics = int(manifest["n_topics"])
-    if lda.num_topics != n_topics or doc_topics.shape != (len(documents), n_topics) or vectors.shape != doc_topics.shape:
+    doc_topics = model.doc_topics_
+    if (model.lda_.num_topics != n_topics or doc_topics.shape != (len(documents), n_topics)
+            or index.vectors_.shape != doc_topics.shape or len(index) != int(manifest.get("n_documents", -1))):
         raise ArtifactError(f"{directory}: inconsistent shapes between the model, the index and the documents")
-    params = {k: v for k, v in manifest["params"].items() if k != "preprocessor"}
-    model = TopicModel(**params)._restore(preprocessor, dictionary, lda, manifest["labels"], doc_topics)
-    index = SimilarityIndex.from_vectors(vectors, ids=None, metric=manifest["metric"])
-    try:
-        index.load_extra(directory, manifest.get("index"))  # None for older artifacts: exact scan
-    except (ValueError, ImportError, RuntimeError) as exc:
-        raise ArtifactError(f"{directory}: cannot load the similarity index ({exc})") from exc
     return model, index, documents, manifest
 
 
@@ -473,7 +570,7 @@ def load_lexical(directory: str | os.PathLike[str], manifest: dict[str, Any], mm
     if f"{PREFIX}json" not in manifest.get("files", {}):
         return None
     try:
-        lexical = LexicalIndex.load(directory, mmap=mmap)
+        lexical = LexicalIndex.load(ListedFiles(directory, manifest["files"]), mmap=mmap)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ArtifactError(f"{directory}: cannot load the lexical index ({type(exc).__name__}: {exc})") from exc
     if len(lexical) != int(manifest["n_documents"]):
@@ -481,11 +578,38 @@ def load_lexical(directory: str | os.PathLike[str], manifest: dict[str, Any], mm
     return lexical
 
 
-def save_labels(directory: str | os.PathLike[str], labels: list[str]) -> None:
-    """Rewrite the labels in an artifact's manifest (atomically)."""
+def save_label(directory: str | os.PathLike[str], topic: int, label: str) -> list[str]:
+    """Change one topic's label in an artifact's manifest, atomically, under the lock.
+
+    Only topic ``topic`` changes: the manifest is read from disk under the lock, so labels
+    other processes saved meanwhile are kept. Returns the labels now on disk.
+
+    Raises
+    ------
+    ArtifactError
+        If the artifact cannot be read.
+    IndexError
+        If ``topic`` is not a topic of the artifact.
+    """
     directory = Path(directory)
-    manifest = read_manifest(directory)
-    if len(labels) != int(manifest["n_topics"]):
-        raise ValueError(f"expected {manifest['n_topics']} labels, got {len(labels)}")
-    manifest["labels"] = list(labels)
-    atomic_write_text(directory / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False))
+    with artifact_lock(directory):
+        manifest = read_manifest(directory)
+        n_topics = int(manifest["n_topics"])
+        if isinstance(topic, bool) or not isinstance(topic, (int, np.integer)) or not 0 <= topic < n_topics:
+            raise IndexError(f"topic must be an integer in [0, {n_topics}), not {topic!r}")
+        if not isinstance(label, str) or not 0 < len(label) <= MAX_LABEL_CHARS:
+            raise ValueError(f"a topic label must have 1 to {MAX_LABEL_CHARS} characters")
+        manifest["labels"][int(topic)] = label
+        atomic_write_text(directory / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False))
+        return list(manifest["labels"])
+
+
+def save_labels(directory: str | os.PathLike[str], labels: list[str]) -> None:
+    """Set every label of an artifact at once (atomically, under the lock); prefer :func:`save_label`."""
+    directory = Path(directory)
+    with artifact_lock(directory):
+        manifest = read_manifest(directory)
+        if len(labels) != int(manifest["n_topics"]):
+            raise ValueError(f"expected {manifest['n_topics']} labels, got {len(labels)}")
+        manifest["labels"] = list(labels)
+        atomic_write_text(directory / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False))

@@ -26,9 +26,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,15 @@ def check_text(text: object) -> str:
     if len(text) > MAX_TEXT_CHARS:
         raise TextTooLongError(len(text))
     return text
+
+
+#: Estimated bytes the tokenizer's word cache may hold (per process); see
+#: :meth:`Tokenizer.normalize`. The 60k corpus's surface forms fit in about 30 MB.
+CACHE_MAX_BYTES = 16 * 2**20
+#: Words longer than this are neither lemmatised nor cached.
+MAX_LEMMATIZED_CHARS = 40
+# dict slot + its share of the table's growth, beyond the key and value objects
+_CACHE_ENTRY_BYTES = 100
 
 
 #: Words that are frequent in abstracts but say nothing about their topic.
@@ -169,6 +179,7 @@ class Tokenizer:
             base = self.stopwords
         self._stop = frozenset(w.lower() for w in base) | frozenset(w.lower() for w in self.extra_stopwords)
         self._cache: dict[str, str | None] = {}
+        self._cache_bytes = 0
         self._lemmatizer = None
         if self.lemmatize:
             import simplemma
@@ -193,22 +204,41 @@ class Tokenizer:
         self._setup()
 
     def normalize(self, word: str) -> str | None:
-        """The normalised form of one word as written, or ``None`` if it is not kept."""
+        """The normalised form of one word as written, or ``None`` if it is not kept.
+
+        Results are cached (the same surface form recurs constantly), within
+        :data:`CACHE_MAX_BYTES`: a full cache is emptied and refills with the words in
+        use, so no input can grow it without bound. Words longer than
+        :data:`MAX_LEMMATIZED_CHARS` are lowercased but neither lemmatised nor cached
+        (no dictionary word is that long; the lemmatizer's own cache stays small too).
+        """
         cached = self._cache.get(word)
         if cached is not None or word in self._cache:
             return cached
         norm = _POSSESSIVE.sub("", unicodedata.normalize("NFC", word).lower()).replace("’", "'").replace("‐", "-")
-        if self._lemmatizer is not None and norm.isalpha():
-            norm = self._lemmatizer(norm, self.language).lower()
-        elif self._lemmatizer is not None and "-" in norm:
-            head, _, last = norm.rpartition("-")
-            if last.isalpha():
-                norm = f"{head}-{self._lemmatizer(last, self.language).lower()}"
+        long_word = len(word) > MAX_LEMMATIZED_CHARS
+        if self._lemmatizer is not None and not long_word:
+            if norm.isalpha():
+                norm = self._lemmatizer(norm, self.language).lower()
+            elif "-" in norm:
+                head, _, last = norm.rpartition("-")
+                if last.isalpha():
+                    norm = f"{head}-{self._lemmatizer(last, self.language).lower()}"
         keep = len(norm) >= self.min_length and norm not in self._stop and word.lower() not in self._stop
         result = norm if keep else None
-        if len(self._cache) < 1_000_000:
+        if not long_word:
+            cost = _CACHE_ENTRY_BYTES + sys.getsizeof(word) + (sys.getsizeof(result) if result is not None else 0)
+            if self._cache_bytes + cost > CACHE_MAX_BYTES:
+                self._cache.clear()
+                self._cache_bytes = 0
             self._cache[word] = result
+            self._cache_bytes += cost
         return result
+
+    @property
+    def cache_bytes(self) -> int:
+        """Estimated bytes held by the word cache (at most :data:`CACHE_MAX_BYTES`)."""
+        return self._cache_bytes
 
     def tokenize(self, text: str) -> list[Token]:
         """Tokens of ``text`` in order, with offsets into ``text``.
@@ -290,6 +320,55 @@ class Preprocessor:
             "phrase_threshold": self.phrase_threshold,
         }
 
+    # -- persistence: plain JSON, never a pickle ---------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The pipeline as JSON-able data: its parameters and the learned phrases.
+
+        :meth:`from_dict` rebuilds an identical pipeline from it (the artifact store
+        saves it as ``preprocessor.json``).
+        """
+        state: dict[str, Any] = {**self.get_params(), "phrasegrams": None}
+        if self.phrases_ is not None:
+            frozen = self.phrases_
+            state["phrasegrams"] = {
+                "delimiter": frozen.delimiter,
+                "threshold": float(frozen.threshold),
+                "min_count": float(frozen.min_count),
+                "scoring": "npmi" if getattr(frozen.scoring, "__name__", frozen.scoring) in ("npmi", "npmi_scorer") else "default",
+                "connector_words": sorted(frozen.connector_words),
+                "scores": {phrase: float(score) for phrase, score in frozen.phrasegrams.items()},
+            }
+        return state
+
+    @classmethod
+    def from_dict(cls, state: Any) -> Preprocessor:
+        """Rebuild a pipeline saved by :meth:`to_dict`, checking every value's type.
+
+        Raises
+        ------
+        ValueError
+            If ``state`` is not what :meth:`to_dict` writes.
+        """
+        if not isinstance(state, dict) or not isinstance(state.get("tokenizer"), dict):
+            raise ValueError("preprocessor state must be an object with a 'tokenizer' object")
+        tok = state["tokenizer"]
+        stopwords = tok.get("stopwords")
+        if not (_is_int(tok.get("min_length")) and isinstance(tok.get("lemmatize"), bool)
+                and (stopwords is None or _is_str_list(stopwords)) and _is_str_list(tok.get("extra_stopwords"))
+                and isinstance(tok.get("language"), str) and _LANGUAGE.fullmatch(tok["language"])):
+            raise ValueError(f"invalid tokenizer settings in the preprocessor state: {sorted(tok)}")
+        tokenizer = Tokenizer(min_length=tok["min_length"], stopwords=stopwords, extra_stopwords=frozenset(tok["extra_stopwords"]),
+                              lemmatize=tok["lemmatize"], language=tok["language"])
+        if not (isinstance(state.get("phrases"), bool) and _is_int(state.get("phrase_min_count"))
+                and isinstance(state.get("phrase_threshold"), (int, float))):
+            raise ValueError("invalid phrase settings in the preprocessor state")
+        pre = cls(tokenizer, phrases=state["phrases"], phrase_min_count=state["phrase_min_count"],
+                  phrase_threshold=float(state["phrase_threshold"]))
+        grams = state.get("phrasegrams")
+        if grams is not None:
+            pre.phrases_ = _frozen_phrases(grams)
+        return pre
+
     def fit(self, texts: Sequence[str], n_jobs: int | None = None, progress: bool = False) -> list[list[str]]:
         """Tokenize ``texts`` and learn phrases from them.
 
@@ -337,6 +416,41 @@ class Preprocessor:
         """Normalised words of many texts (phrases applied), in parallel when ``n_jobs`` > 1."""
         words = tokenize_many(self.tokenizer, texts, n_jobs=n_jobs, progress=progress, desc="tokenizing")
         return words if self.phrases_ is None else [self.phrases_[w] for w in words]
+
+
+_LANGUAGE = re.compile(r"[a-z]{2,3}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _frozen_phrases(grams: Any) -> Any:
+    """gensim ``FrozenPhrases`` rebuilt from the data of :meth:`Preprocessor.to_dict`.
+
+    gensim only builds one from a trained ``Phrases`` model (or unpickles one); the
+    attributes set here are all that its phrase detection reads.
+    """
+    from gensim.models.phrases import FrozenPhrases
+
+    if not (isinstance(grams, dict) and isinstance(grams.get("delimiter"), str)
+            and isinstance(grams.get("threshold"), (int, float)) and isinstance(grams.get("min_count"), (int, float))
+            and grams.get("scoring") in ("default", "npmi") and _is_str_list(grams.get("connector_words"))
+            and isinstance(grams.get("scores"), dict)
+            and all(isinstance(k, str) and isinstance(v, (int, float)) for k, v in grams["scores"].items())):
+        raise ValueError("invalid phrase table in the preprocessor state")
+    frozen = FrozenPhrases.__new__(FrozenPhrases)
+    frozen.threshold = float(grams["threshold"])
+    frozen.min_count = float(grams["min_count"])
+    frozen.delimiter = grams["delimiter"]
+    frozen.scoring = grams["scoring"]
+    frozen.connector_words = frozenset(grams["connector_words"])
+    frozen.phrasegrams = {k: float(v) for k, v in grams["scores"].items()}
+    return frozen
 
 
 def _words_of_chunk(args: tuple[Tokenizer, list[str]]) -> list[list[str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -76,7 +77,8 @@ def test_info_json(trained, capsys):
     assert main(["info", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["n_topics"] == 4 and info["n_documents"] == 120
-    assert info["format"] == "abstractor-artifacts" and info["format_version"] == 1
+    assert info["format"] == "abstractor-artifacts" and info["format_version"] == 2
+    assert re.fullmatch(r"[0-9a-f]{64}", info["digest"])
     assert info["labels"] == [f"Topic {k}" for k in range(4)]
     assert "files" not in info
 

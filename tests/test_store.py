@@ -44,7 +44,8 @@ def loaded(artifact):
 
 def leftovers(directory: Path) -> list[str]:
     """Temporary siblings a save may leave behind."""
-    return sorted(p.name for p in directory.parent.iterdir() if p.name.startswith(f".{directory.name}."))
+    return sorted(p.name for p in directory.parent.iterdir()
+                  if p.name.startswith(f".{directory.name}.") and p.name != f".{directory.name}.lock")
 
 
 def flip_byte(path: Path, position: int | None = None) -> None:
@@ -81,7 +82,7 @@ def test_manifest_contents(artifact, synthetic_corpus):
 
     manifest = json.loads((artifact / MANIFEST).read_text(encoding="utf-8"))
     assert manifest["format"] == FORMAT == "abstractor-artifacts"
-    assert manifest["format_version"] == FORMAT_VERSION == 1
+    assert manifest["format_version"] == FORMAT_VERSION == 2
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", manifest["created"])
     versions = manifest["versions"]
     assert versions["gensim"] == gensim.__version__
@@ -131,7 +132,7 @@ def test_large_arrays_are_memory_mapped_after_load(loaded):
     model, index, documents, _ = loaded
     assert mapped(model.doc_topics_)
     assert mapped(index.vectors_)
-    assert isinstance(model.lda_.expElogbeta, np.memmap)
+    assert mapped(model.lda_.expElogbeta)
     for field in ("id", "text"):
         assert mapped(documents._blobs[field])
         assert mapped(documents._offsets[field])
@@ -150,7 +151,7 @@ def test_per_query_arrays_are_plain_views_of_the_maps(loaded):
 def test_topic_word_statistics_are_memory_mapped_too(loaded):
     """sstats is K x V like expElogbeta (the manifest's save asks for it separately): it must be shared too."""
     model = loaded[0]
-    assert isinstance(model.lda_.state.sstats, np.memmap)
+    assert mapped(model.lda_.state.sstats)
 
 
 def test_load_without_mmap_gives_plain_arrays(artifact):
@@ -209,7 +210,7 @@ def test_manifest_of_another_format(artifact):
         load_artifacts(artifact)
 
 
-@pytest.mark.parametrize("version", [0, 2, 999, "1", None])
+@pytest.mark.parametrize("version", [0, 3, 999, "2", None])
 def test_wrong_format_version_is_incompatible(artifact, version):
     manifest = json.loads((artifact / MANIFEST).read_text(encoding="utf-8"))
     manifest["format_version"] = version
@@ -226,14 +227,14 @@ def test_manifest_lacking_a_key(artifact):
         load_artifacts(artifact)
 
 
-@pytest.mark.parametrize("name", ["vectors.npy", "lda.gensim", "preprocessor.pkl", "docs.text.bin"])
+@pytest.mark.parametrize("name", ["vectors.npy", "lda.json", "preprocessor.json", "docs.text.bin"])
 def test_missing_file(artifact, name):
     (artifact / name).unlink()
     with pytest.raises(ArtifactError, match=rf"{re.escape(name)}: missing file"):
         load_artifacts(artifact)
 
 
-@pytest.mark.parametrize("name", ["doc_topics.npy", "lda.gensim.expElogbeta.npy", "docs.text.bin", "dictionary.gensim"])
+@pytest.mark.parametrize("name", ["doc_topics.npy", "lda.expElogbeta.npy", "docs.text.bin", "dictionary.json"])
 def test_truncated_file(artifact, name):
     path = artifact / name
     size = path.stat().st_size
@@ -243,7 +244,7 @@ def test_truncated_file(artifact, name):
         load_artifacts(artifact)
 
 
-@pytest.mark.parametrize("name", ["vectors.npy", "preprocessor.pkl", "docs.title.bin", "lda.gensim.state"])
+@pytest.mark.parametrize("name", ["vectors.npy", "preprocessor.json", "docs.title.bin", "lda.sstats.npy"])
 def test_tampered_file_same_size_is_a_checksum_mismatch(artifact, name):
     path = artifact / name
     size = path.stat().st_size
@@ -275,6 +276,7 @@ def test_inconsistent_shapes_are_reported(loaded, tmp_path):
     out = save_artifacts(tmp_path / "x", model, index, documents)
     m = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
     m["n_topics"] = 5
+    m["labels"].append("Topic 4")  # valid labels: the shapes are what disagrees
     (out / MANIFEST).write_text(json.dumps(m), encoding="utf-8")
     with pytest.raises(ArtifactError, match="inconsistent shapes"):
         load_artifacts(out)
@@ -293,7 +295,7 @@ def test_save_failing_midway_keeps_the_old_artifact(loaded, artifact, monkeypatc
 
     def failing_save(*args, **kwargs):
         calls.append(args[0])
-        if len(calls) == 3:  # after doc_topics.npy, vectors.npy: while writing the documents
+        if len(calls) == 3:  # while writing the model's arrays, halfway through the save
             raise OSError("disk full")
         return real_save(*args, **kwargs)
 
@@ -317,7 +319,7 @@ def test_lda_save_failing_keeps_the_old_artifact(loaded, artifact, monkeypatch):
     def broken(self, *args, **kwargs):
         raise RuntimeError("lda save crashed")
 
-    monkeypatch.setattr(type(model.lda_), "save", broken)
+    monkeypatch.setattr(type(model), "save_files", broken)
     with pytest.raises(RuntimeError, match="lda save crashed"):
         save_artifacts(artifact, model, index, documents)
     monkeypatch.undo()
