@@ -1,0 +1,944 @@
+"""The HTTP service behind ``abstractor serve``: a JSON API and the web dashboard.
+
+One Starlette application over the facade (:class:`abstractor_widgets.Abstractor`),
+served by uvicorn. It is stateless: every request is answered from the memory-mapped
+artifact alone, so N worker processes on one machine (``--workers N``) and N machines
+behind a load balancer serve the same model, and a visitor costs no process of its own.
+
+Endpoints
+---------
+The original Flask app's, wire-compatible with its React client:
+
+* ``POST /abst_subm`` ``{"abstract": str}`` -> ``{"words": [[word, topic], ...],
+  "topics": [[topic_id, probability], ...]}``
+* ``POST /get_similars`` ``{"abstract": str}`` -> the similar papers, column-oriented
+* ``GET /get_rand_abst`` -> a random abstract (``text/plain``)
+
+The versioned API (``/api/v1/topics``, ``/analyze``, ``/similar``, ``/random``,
+``/documents/{id}``, ``/openapi.json``, ``/docs``), ``/health`` (liveness) and ``/ready``
+(the model is loaded and verified), and the web dashboard's static files at ``/``.
+``docs/service.md`` documents every shape with ``curl`` examples; :func:`openapi_schema`
+is the machine-readable contract.
+
+Errors are always ``{"error": {"status": int, "message": str}}``: 400 (malformed JSON,
+wrong types, missing fields), 413 (a text above :data:`~abstractor_widgets.text.MAX_TEXT_CHARS`
+or a body above :data:`MAX_BODY_BYTES`), 422 (valid JSON, invalid values), 404, 405, 429
+(rate limit), 503 (model not loaded yet) and 500 (logged with its traceback, never sent).
+
+Examples
+--------
+>>> from abstractor_widgets.service import create_app
+>>> app = create_app("artifacts/default", cors_origins=["http://localhost:3000"])  # doctest: +SKIP
+>>> # uvicorn.run(app)  or, for N workers:  abstractor serve artifacts/default --workers N
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import html
+import json
+import logging
+import math
+import os
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import __version__
+from .text import MAX_TEXT_CHARS, TextTooLongError
+from .widget import N_SIMILAR_MAX, N_SIMILAR_MIN, topic_style
+
+if TYPE_CHECKING:
+    from .abstractor import Abstractor
+    from .corpus import Document
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ARTIFACT_ENV",
+    "DIGEST_ENV",
+    "MAX_BODY_BYTES",
+    "RateLimiter",
+    "app_from_env",
+    "create_app",
+    "openapi_schema",
+    "parse_rate",
+    "serve",
+    "word_topics",
+]
+
+#: Environment variables read by :func:`app_from_env` (each worker process calls it).
+ARTIFACT_ENV = "ABSTRACTOR_ARTIFACT"
+DIGEST_ENV = "ABSTRACTOR_ARTIFACT_SHA256"  # = store.DIGEST_ENV_VAR (`abstractor info` shows the digest)
+CORS_ENV = "ABSTRACTOR_CORS_ORIGINS"
+RATE_ENV = "ABSTRACTOR_RATE_LIMIT"
+BURST_ENV = "ABSTRACTOR_RATE_BURST"
+OFFLOAD_ENV = "ABSTRACTOR_SERVE_OFFLOAD"
+
+#: Largest request body read (bytes). A JSON string may escape one character of text in up
+#: to 12 bytes (a non-BMP character as two ``\\uXXXX`` escapes), so every text within
+#: ``MAX_TEXT_CHARS`` fits; anything larger is refused (413) before it is parsed.
+MAX_BODY_BYTES = 12 * MAX_TEXT_CHARS + 64 * 1024
+N_SIMILAR_DEFAULT = 5
+#: Document ids accepted in paths and bodies: arXiv ids (``2401.00001``, ``math/0601001``)
+#: and the usual ids of other corpora; at most 200 characters (the widget's limit).
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+()\-]{0,199}")
+_WORD_RE = re.compile(r"\S+")
+#: The web dashboard's files (built from js/ by the package build).
+STATIC_WEB = Path(__file__).parent / "static" / "web"
+
+#: Sent with every response. The page and its API live on one origin; nothing is loaded
+#: from elsewhere, and the browser is told so (``default-src 'self'``).
+SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
+    ("content-security-policy",
+     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("permissions-policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()"),
+)
+#: Paths the rate limit applies to (queries; not health checks nor static files).
+_LIMITED_PREFIXES = ("/api/", "/abst_subm", "/get_similars", "/get_rand_abst")
+
+
+# -- errors -------------------------------------------------------------------------
+class ApiError(Exception):
+    """An error answered as ``{"error": {"status", "message"}}`` with that status."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The JSON error body every failure gets."""
+    return JSONResponse({"error": {"status": status, "message": message}}, status_code=status, headers=headers)
+
+
+_HTTP_MESSAGES = {
+    404: "not found",
+    405: "method not allowed",
+}
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = _HTTP_MESSAGES.get(exc.status_code, exc.detail if isinstance(exc.detail, str) else "error")
+    if exc.status_code == 405:
+        message = f"method {request.method} not allowed on {request.url.path}"
+    elif exc.status_code == 404:
+        message = f"not found: {request.url.path}"
+    return error_response(exc.status_code, message, headers=dict(exc.headers) if exc.headers else None)
+
+
+def _endpoint(fn: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """Answer :class:`ApiError` and the facade's text limit as JSON; log anything else as a 500."""
+
+    @functools.wraps(fn)
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except ApiError as exc:
+            return error_response(exc.status, exc.message, exc.headers)
+        except TextTooLongError as exc:
+            return error_response(413, str(exc))
+        except HTTPException:
+            raise
+        except Exception:
+            logger.exception("%s %s failed", request.method, request.url.path)
+            return error_response(500, "internal error: the request could not be answered (see the server log)")
+
+    return wrapper
+
+
+# -- request parsing ----------------------------------------------------------------
+def _json_type(value: object) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> dict[str, Any]:
+    """The request's JSON object, read up to ``limit`` bytes (413 beyond, before parsing).
+
+    Raises
+    ------
+    ApiError
+        413 for a body above ``limit`` (announced or actual); 400 for an empty body,
+        malformed JSON or anything but a JSON object.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise ApiError(400, "invalid Content-Length header") from None
+        if size > limit:
+            raise ApiError(413, f"the request body has {size:,} bytes; the limit is {limit:,}")
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise ApiError(413, f"the request body is larger than {limit:,} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if not body.strip():
+        raise ApiError(400, "the request body is empty: send a JSON object")
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text" if isinstance(exc, UnicodeError) else "too deeply nested"
+        raise ApiError(400, f"malformed JSON: {reason}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, f"the request body must be a JSON object, not {_json_type(data)}")
+    return data
+
+
+def _text_field(data: dict[str, Any], key: str) -> str:
+    """A required string field; its length is checked by the facade (413 above the limit)."""
+    if key not in data:
+        raise ApiError(400, f"missing field {key!r} (a string)")
+    value = data[key]
+    if not isinstance(value, str):
+        raise ApiError(400, f"{key!r} must be a string, not {_json_type(value)}")
+    if len(value) > MAX_TEXT_CHARS:  # before the (linear) surrogate check; the facade checks again
+        raise TextTooLongError(len(value))
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(422, f"{key!r} is not valid Unicode (it contains a lone surrogate escape)") from None
+    return value
+
+
+def _n_field(data: dict[str, Any]) -> int:
+    value = data.get("n")
+    if value is None:
+        return N_SIMILAR_DEFAULT
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(400, f"'n' must be an integer, not {_json_type(value)}")
+    if not N_SIMILAR_MIN <= value <= N_SIMILAR_MAX:
+        raise ApiError(422, f"'n' must be between {N_SIMILAR_MIN} and {N_SIMILAR_MAX}, not {value}")
+    return value
+
+
+def _method_field(data: dict[str, Any], methods: Sequence[str]) -> str | None:
+    value = data.get("method")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ApiError(400, f"'method' must be a string or null, not {_json_type(value)}")
+    if value not in methods:
+        raise ApiError(422, f"unknown method {value[:40]!r}: this model ranks with {', '.join(methods)}")
+    return value
+
+
+def _check_id(value: object) -> str:
+    if not isinstance(value, str):
+        raise ApiError(400, f"'id' must be a string, not {_json_type(value)}")
+    if not _ID_RE.fullmatch(value):
+        raise ApiError(422, "invalid document id: 1-200 characters among letters, digits and . _ : / + ( ) -, "
+                            "starting with a letter or digit")
+    return value
+
+
+# -- response shapes ----------------------------------------------------------------
+def _public_hit(hit: dict[str, Any]) -> dict[str, Any]:
+    """A facade hit without its abstract (the page asks for a paper when it shows it)."""
+    return {k: v for k, v in hit.items() if k != "abstract"}
+
+
+def _document_json(doc: Document) -> dict[str, str]:
+    return {"id": doc.id, "title": doc.title, "abstract": doc.text, "categories": doc.categories,
+            "published": doc.published, "url": doc.url}
+
+
+def _topic_pairs(mixture: Sequence[float]) -> list[list[float]]:
+    """``[[topic_id, probability], ...]`` of the non-zero topics, in topic-id order (the original's shape)."""
+    return [[k, p] for k, p in enumerate(mixture) if p > 0]
+
+
+def word_topics(text: str, spans: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    """``[[word, topic], ...]`` for every whitespace-separated word of ``text``, in order.
+
+    A word gets the topic of the first topical span overlapping it (the original app
+    took the first of the word's tokens that had a topic), ``-1`` when it has none.
+
+    Examples
+    --------
+    >>> spans = [{"start": 0, "end": 3, "topic": None}, {"start": 3, "end": 9, "topic": 2},
+    ...          {"start": 9, "end": 10, "topic": None}]
+    >>> word_topics("An image.", spans)
+    [['An', -1], ['image.', 2]]
+    """
+    topical = [(s["start"], s["end"], s["topic"]) for s in spans if s.get("topic") is not None]
+    out: list[list[Any]] = []
+    i = 0
+    for match in _WORD_RE.finditer(text):
+        start, end = match.span()
+        while i < len(topical) and topical[i][1] <= start:
+            i += 1
+        topic = topical[i][2] if i < len(topical) and topical[i][0] < end else -1
+        out.append([match.group(), topic])
+    return out
+
+
+# -- rate limit ---------------------------------------------------------------------
+def parse_rate(value: str | float) -> float:
+    """Requests per second from ``"10"``, ``"10/s"``, ``"600/min"`` or ``"3600/h"``.
+
+    Raises
+    ------
+    ValueError
+        For anything else, or a rate that is not positive and finite.
+    """
+    if isinstance(value, (int, float)):
+        rate = float(value)
+    else:
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(?:/\s*(s|sec|second|m|min|minute|h|hour))?\s*", value)
+        if not match:
+            raise ValueError(f"rate limit {value!r}: expected R, R/s, R/min or R/h (e.g. 20/s)")
+        per = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}[match.group(2) or "s"]
+        rate = float(match.group(1)) / per
+    if not (rate > 0 and math.isfinite(rate)):
+        raise ValueError(f"rate limit must be positive, not {value!r}")
+    return rate
+
+
+class RateLimiter:
+    """A token bucket per client: ``rate`` tokens a second, at most ``burst`` saved up.
+
+    Parameters
+    ----------
+    rate : float
+        Sustained requests per second per client.
+    burst : int, optional
+        Requests a client may send at once after being idle (default ``2 * rate``, at least 1).
+    max_clients : int
+        Buckets kept; beyond it the full (idle) ones are forgotten, then the oldest.
+    clock : callable
+        Seconds (monotonic); tests pass a fake one.
+    """
+
+    def __init__(self, rate: float, burst: int | None = None, max_clients: int = 50_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = parse_rate(rate)
+        self.burst = max(1, int(burst) if burst is not None else math.ceil(2 * self.rate))
+        self.max_clients = max_clients
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, time)
+        self._lock = threading.Lock()
+
+    def take(self, client: str) -> float:
+        """Spend one token of ``client``'s bucket: 0.0 if allowed, else seconds until the next token."""
+        now = self.clock()
+        with self._lock:
+            tokens, then = self._buckets.get(client, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+            if tokens >= 1.0:
+                if client not in self._buckets and len(self._buckets) >= self.max_clients:
+                    self._prune(now)
+                self._buckets[client] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[client] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+
+    def _prune(self, now: float) -> None:
+        full = [c for c, (t, then) in self._buckets.items() if t + (now - then) * self.rate >= self.burst]
+        for client in full:
+            del self._buckets[client]
+        while len(self._buckets) >= self.max_clients:  # all busy: forget the oldest
+            del self._buckets[next(iter(self._buckets))]
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+class RateLimitMiddleware:
+    """429 (JSON, with ``Retry-After``) for a client over its :class:`RateLimiter` budget.
+
+    The client is the connection's peer address (uvicorn puts the forwarded address there
+    when ``--forwarded-allow-ips`` trusts the proxy). Only query paths are limited.
+    """
+
+    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
+        self.app = app
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] != "OPTIONS" and scope["path"].startswith(_LIMITED_PREFIXES):
+            client = scope.get("client")
+            wait = self.limiter.take(client[0] if client else "unknown")
+            if wait:
+                response = error_response(429, f"too many requests: at most {self.limiter.rate:g} a second "
+                                               f"(bursts of {self.limiter.burst}); retry in {wait:.2f} s",
+                                          headers={"Retry-After": str(max(1, math.ceil(wait)))})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class SecurityHeadersMiddleware:
+    """Adds :data:`SECURITY_HEADERS` to every HTTP response (errors and static files included)."""
+
+    def __init__(self, app: ASGIApp, headers: Sequence[tuple[str, str]] = SECURITY_HEADERS) -> None:
+        self.app = app
+        self.headers = tuple(headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in self.headers:
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class _OptionalStaticFiles(StaticFiles):
+    """Static files whose directory may not exist yet (404 instead of a startup error)."""
+
+    async def check_config(self) -> None:  # the web front end may be built after the server started
+        return None
+
+
+# -- the model ----------------------------------------------------------------------
+def load_abstractor(path: str | os.PathLike[str], expected_digest: str | None = None) -> Abstractor:
+    """Load an artifact for serving.
+
+    With ``expected_digest`` (the workers started by :func:`serve`, whose parent hashed
+    every file once) only the files' sizes and the manifest's digest are checked; without
+    it every file's sha256 is (and ``$ABSTRACTOR_ARTIFACT_SHA256``, if set, is enforced).
+
+    Raises
+    ------
+    abstractor_widgets.store.ArtifactError
+        A missing, damaged or different artifact.
+    """
+    from .abstractor import Abstractor
+
+    if expected_digest is None:
+        return Abstractor.load(path)
+    return Abstractor.load(path, verify=False, expected_digest=expected_digest)
+
+
+class _Model:
+    """The service's model: given, or loaded in the background (``/ready`` says when)."""
+
+    def __init__(self, source: Abstractor | str | os.PathLike[str], expected_digest: str | None, offload: bool) -> None:
+        self.path: Path | None = None
+        self.abstractor: Abstractor | None = None
+        if isinstance(source, (str, os.PathLike)):
+            self.path = Path(source)
+        else:
+            self.abstractor = source
+        self.expected_digest = expected_digest
+        self.offload = offload
+        self.error: str | None = None
+        self._topics: bytes | None = None
+
+    def load(self) -> None:
+        """Load :attr:`path` (in a thread: the event loop keeps answering ``/health``)."""
+        assert self.path is not None
+        started = time.perf_counter()
+        try:
+            abstractor = load_abstractor(self.path, self.expected_digest)
+        except Exception as exc:
+            logger.exception("cannot load %s", self.path)
+            self.error = f"the model could not be loaded ({type(exc).__name__}); see the server log"
+            return
+        self.abstractor = abstractor
+        logger.info("loaded %s in %.2f s (pid %d)", self.path, time.perf_counter() - started, os.getpid())
+
+    def get(self) -> Abstractor:
+        if self.abstractor is None:
+            raise ApiError(503, self.error or "the model is loading; retry in a moment",
+                           headers=None if self.error else {"Retry-After": "1"})
+        return self.abstractor
+
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``: in the event loop (CPU-bound, ~2 ms) or in the thread pool."""
+        if self.offload:
+            return await run_in_threadpool(fn, *args, **kwargs)
+        return fn(*args, **kwargs)
+
+    def topics_body(self) -> bytes:
+        if self._topics is None:
+            ab = self.get()
+            topics = []
+            for topic in ab.topics:
+                color, pattern = topic_style(topic["id"])
+                topics.append({"id": topic["id"], "label": topic["label"], "color": color, "pattern": pattern,
+                               "terms": topic["terms"]})
+            payload = {
+                "n_topics": len(topics),
+                "n_documents": len(ab),
+                "topics": topics,
+                "methods": list(ab.methods),
+                "default_method": ab.default_method,
+                "max_text_chars": MAX_TEXT_CHARS,
+                "n_similar": {"min": N_SIMILAR_MIN, "max": N_SIMILAR_MAX, "default": N_SIMILAR_DEFAULT},
+                "editable_labels": False,
+            }
+            self._topics = JSONResponse(payload).body
+        return self._topics
+
+
+# -- the application ----------------------------------------------------------------
+def create_app(
+    artifact: Abstractor | str | os.PathLike[str],
+    *,
+    cors_origins: Sequence[str] = (),
+    rate_limit: float | str | None = None,
+    rate_burst: int | None = None,
+    expected_digest: str | None = None,
+    offload: bool = False,
+    static_dir: str | os.PathLike[str] | None = None,
+) -> Starlette:
+    """The service's ASGI application.
+
+    Parameters
+    ----------
+    artifact : Abstractor or path-like
+        A loaded facade (ready at once), or an artifact directory, loaded in a background
+        thread at startup (``/ready`` answers 503 until it is loaded and verified).
+    cors_origins : sequence of str
+        Origins allowed to call the API from a browser (``"*"`` for any); none by default.
+    rate_limit : float or str, optional
+        Requests per second per client IP (``"20/s"``, ``"600/min"``); off by default.
+        Each worker process keeps its own buckets.
+    rate_burst : int, optional
+        Bucket size (default twice the rate).
+    expected_digest : str, optional
+        Load with sizes and this digest checked instead of every file's sha256 (the
+        parent process of :func:`serve` verified them once).
+    offload : bool
+        Run the facade's calls in the thread pool instead of the event loop. Off: the calls
+        are CPU-bound and take ~2 ms, the thread hop only adds overhead (measured in
+        ``benchmarks/service.py``).
+    static_dir : path-like, optional
+        The web dashboard's files (default ``abstractor_widgets/static/web``).
+
+    Returns
+    -------
+    starlette.applications.Starlette
+    """
+    model = _Model(artifact, expected_digest, offload)
+    static = Path(static_dir) if static_dir is not None else STATIC_WEB
+
+    @_endpoint
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "pid": os.getpid()})
+
+    @_endpoint
+    async def ready(request: Request) -> Response:
+        ab = model.get()
+        return JSONResponse({"status": "ready", "n_topics": ab.n_topics, "n_documents": len(ab), "pid": os.getpid()})
+
+    # -- the original app's endpoints -------------------------------------------
+    @_endpoint
+    async def abst_subm(request: Request) -> Response:
+        ab = model.get()
+        text = _text_field(await read_json(request), "abstract")
+        analysis = await model.call(ab.analyze, text, n=0)
+        return JSONResponse({"words": word_topics(text, analysis.spans), "topics": _topic_pairs(analysis.doc_topics)})
+
+    @_endpoint
+    async def get_similars(request: Request) -> Response:
+        ab = model.get()
+        data = await read_json(request)
+        text = _text_field(data, "abstract")
+        n = _n_field(data)
+        hits = (await model.call(ab.analyze, text, n=n)).similar
+        columns: dict[str, dict[str, Any]] = {"text": {}, "title": {}, "link": {}, "percentage": {}, "topics": {}}
+        for i, hit in enumerate(hits):
+            key = str(i)
+            columns["text"][key] = hit["abstract"]
+            columns["title"][key] = hit["title"]
+            columns["link"][key] = hit["id"]
+            columns["percentage"][key] = min(1.0, max(0.0, hit["score"]))
+            columns["topics"][key] = _topic_pairs(hit["topics"])
+        return JSONResponse(columns)
+
+    @_endpoint
+    async def get_rand_abst(request: Request) -> Response:
+        return PlainTextResponse(model.get().random_document().text)
+
+    # -- /api/v1 ----------------------------------------------------------------
+    @_endpoint
+    async def topics(request: Request) -> Response:
+        return Response(model.topics_body(), media_type="application/json")
+
+    @_endpoint
+    async def analyze(request: Request) -> Response:
+        ab = model.get()
+        data = await read_json(request)
+        text = _text_field(data, "text")
+        n = _n_field(data)
+        method = _method_field(data, ab.methods)
+        result = await model.call(ab.analyze, text, n=n, method=method)
+        return JSONResponse({
+            "spans": result.spans,
+            "doc_topics": result.doc_topics,
+            "similar": [_public_hit(h) for h in result.similar],
+            "reason": result.reason,
+            "elapsed_ms": round(result.elapsed_ms, 3),
+            "method": method or ab.default_method,
+        })
+
+    @_endpoint
+    async def similar(request: Request) -> Response:
+        ab = model.get()
+        data = await read_json(request)
+        has_text, has_id = data.get("text") is not None, data.get("id") is not None
+        if has_text == has_id:
+            raise ApiError(400, "give exactly one of 'text' (a string) and 'id' (a document id)")
+        n = _n_field(data)
+        method = _method_field(data, ab.methods)
+        if has_id:
+            doc_id = _check_id(data["id"])
+            try:
+                hits = await model.call(ab.similar_to, doc_id, n=n, method=method)
+            except KeyError:
+                raise ApiError(404, f"unknown document id {doc_id!r}") from None
+        else:
+            text = _text_field(data, "text")
+            hits = (await model.call(ab.analyze, text, n=n, method=method)).similar
+        return JSONResponse({"similar": [_public_hit(h) for h in hits]})
+
+    @_endpoint
+    async def random(request: Request) -> Response:
+        return JSONResponse(_document_json(model.get().random_document()))
+
+    @_endpoint
+    async def document(request: Request) -> Response:
+        ab = model.get()
+        doc_id = _check_id(request.path_params["doc_id"])
+        try:
+            doc = ab.document(doc_id)
+        except KeyError:
+            raise ApiError(404, f"unknown document id {doc_id!r}") from None
+        return JSONResponse(_document_json(doc))
+
+    @_endpoint
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_schema())
+
+    @_endpoint
+    async def docs(request: Request) -> Response:
+        return HTMLResponse(_docs_page(openapi_schema()))
+
+    # -- the web dashboard ------------------------------------------------------
+    @_endpoint
+    async def index(request: Request) -> Response:
+        page = static / "index.html"
+        if page.is_file():
+            return FileResponse(page, headers={"Cache-Control": "no-cache"})
+        return HTMLResponse(
+            "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>abstractor: not built</title>"
+            "<h1>The web dashboard is not built</h1><p>This server answers the JSON API "
+            "(<a href=\"/api/v1/docs\">/api/v1/docs</a>), but its web page was not built: run "
+            "<code>npm --prefix js ci &amp;&amp; npm --prefix js run build</code> (or <code>pip install .</code>) "
+            "and restart.</p></html>", status_code=503)
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
+        Route("/abst_subm", abst_subm, methods=["POST"]),
+        Route("/get_similars", get_similars, methods=["POST"]),
+        Route("/get_rand_abst", get_rand_abst, methods=["GET"]),
+        Route("/api/v1/topics", topics, methods=["GET"]),
+        Route("/api/v1/analyze", analyze, methods=["POST"]),
+        Route("/api/v1/similar", similar, methods=["POST"]),
+        Route("/api/v1/random", random, methods=["GET"]),
+        Route("/api/v1/documents/{doc_id:path}", document, methods=["GET"]),
+        Route("/api/v1/openapi.json", openapi, methods=["GET"]),
+        Route("/api/v1/docs", docs, methods=["GET"]),
+        Route("/", index, methods=["GET"]),
+    ]
+
+    middleware = [Middleware(SecurityHeadersMiddleware)]
+    origins = [o for o in cors_origins if o]
+    if origins:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
+                                     allow_headers=["Content-Type"], max_age=600))
+    limiter = RateLimiter(rate_limit, rate_burst) if rate_limit is not None else None
+    if limiter is not None:
+        middleware.append(Middleware(RateLimitMiddleware, limiter=limiter))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        _pin_blas()
+        task = asyncio.create_task(asyncio.to_thread(model.load)) if model.abstractor is None else None
+        try:
+            yield
+        finally:
+            if task is not None and not task.done():
+                task.cancel()
+
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                    exception_handlers={HTTPException: _http_exception})
+    # Files of the web dashboard (``/web.js``, ``/web.css``, ``/static/...``) for every GET
+    # no route matches. As the router's default (not a catch-all mount) so that a wrong
+    # method on an API path still answers 405, not the static files' 404.
+    app.router.default = _OptionalStaticFiles(directory=static, check_dir=False)
+    app.state.model = model
+    app.state.limiter = limiter
+    return app
+
+
+def _pin_blas() -> None:
+    """One BLAS thread for the whole process: each query is tiny, threads only wait for a core."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")
+    except Exception:  # pragma: no cover - threadpoolctl is a dependency; never fatal
+        logger.warning("could not limit BLAS to one thread", exc_info=True)
+
+
+def app_from_env() -> Starlette:
+    """The application of one worker, configured by environment variables.
+
+    uvicorn's ``--workers`` needs an import string; ``abstractor serve`` points it at
+    ``abstractor_widgets.service:app_from_env`` (a factory) after setting
+    ``ABSTRACTOR_ARTIFACT`` (path), ``ABSTRACTOR_ARTIFACT_SHA256`` (verified digest),
+    ``ABSTRACTOR_CORS_ORIGINS`` (comma-separated), ``ABSTRACTOR_RATE_LIMIT`` /
+    ``ABSTRACTOR_RATE_BURST`` and ``ABSTRACTOR_SERVE_OFFLOAD`` (``1`` = thread pool).
+    """
+    path = os.environ.get(ARTIFACT_ENV)
+    if not path:
+        raise RuntimeError(f"{ARTIFACT_ENV} is not set: the artifact directory to serve")
+    rate = os.environ.get(RATE_ENV) or None
+    burst = os.environ.get(BURST_ENV) or None
+    return create_app(
+        path,
+        cors_origins=[o.strip() for o in os.environ.get(CORS_ENV, "").split(",") if o.strip()],
+        rate_limit=rate,
+        rate_burst=int(burst) if burst else None,
+        expected_digest=os.environ.get(DIGEST_ENV) or None,
+        offload=os.environ.get(OFFLOAD_ENV, "") == "1",
+    )
+
+
+def serve(
+    artifact: str | os.PathLike[str],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    cors_origins: Sequence[str] = (),
+    rate_limit: str | float | None = None,
+    rate_burst: int | None = None,
+    access_log: bool = False,
+    offload: bool = False,
+) -> None:
+    """Verify ``artifact`` once, then serve it with uvicorn in ``workers`` processes.
+
+    Every file's sha256 is checked here, once; the workers (each memory-maps the same
+    files: the page cache holds one copy) check sizes and the digest only. A digest pinned
+    in ``ABSTRACTOR_ARTIFACT_SHA256`` must match the artifact.
+
+    Raises
+    ------
+    abstractor_widgets.store.ArtifactError
+        A missing or damaged artifact, or one that is not the pinned one.
+    ValueError
+        An invalid rate limit.
+    """
+    import uvicorn
+
+    from .store import artifact_digest, verify_artifacts
+
+    path = Path(artifact).resolve()
+    started = time.perf_counter()
+    manifest = verify_artifacts(path)  # every file's size and sha256, and $ABSTRACTOR_ARTIFACT_SHA256 if pinned
+    digest = artifact_digest(manifest)
+    if rate_limit is not None:
+        parse_rate(rate_limit)  # fail here, not in every worker
+    logger.info("verified %s in %.2f s (digest %s)", path, time.perf_counter() - started, digest[:12])
+    os.environ.update({ARTIFACT_ENV: str(path), DIGEST_ENV: digest,
+                       CORS_ENV: ",".join(cors_origins), RATE_ENV: "" if rate_limit is None else str(rate_limit),
+                       BURST_ENV: "" if rate_burst is None else str(int(rate_burst)), OFFLOAD_ENV: "1" if offload else ""})
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")  # a query's products are tiny: threads only wait for a core
+    uvicorn.run("abstractor_widgets.service:app_from_env", factory=True, host=host, port=port, workers=workers,
+                access_log=access_log, server_header=False, log_level="info" if access_log else "warning")
+
+
+# -- OpenAPI ------------------------------------------------------------------------
+def _error_responses(*statuses: int) -> dict[str, Any]:
+    text = {400: "Malformed JSON, wrong types or missing fields", 404: "Unknown document",
+            413: f"Text above {MAX_TEXT_CHARS:,} characters or body above {MAX_BODY_BYTES:,} bytes",
+            422: "Valid JSON with invalid values (n out of range, unknown method, invalid id)",
+            429: "Rate limited (see Retry-After)", 503: "The model is not loaded yet"}
+    return {str(s): {"description": text[s], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            for s in statuses}
+
+
+def _json(ref: str, description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+def _body(ref: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+def _pairs(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": {"type": "array", "prefixItems": [first, second], "minItems": 2, "maxItems": 2}}
+
+
+@functools.lru_cache(maxsize=1)
+def openapi_schema() -> dict[str, Any]:
+    """The service's OpenAPI 3.1 description (served at ``/api/v1/openapi.json``).
+
+    Its component schemas are JSON Schema 2020-12: the tests validate real responses
+    against them, so the description cannot drift from the code.
+    """
+    string, integer, number = {"type": "string"}, {"type": "integer"}, {"type": "number"}
+    nullable_string = {"type": ["string", "null"]}
+    method = {"type": ["string", "null"], "description": "Ranking: 'hybrid', 'lexical' or 'lda' (GET /api/v1/topics lists this model's); null = the default."}
+    n = {"type": "integer", "minimum": N_SIMILAR_MIN, "maximum": N_SIMILAR_MAX, "default": N_SIMILAR_DEFAULT}
+    text = {"type": "string", "maxLength": MAX_TEXT_CHARS}
+    doc_id = {"type": "string", "pattern": "^" + _ID_RE.pattern + "$"}
+
+    def obj(properties: dict[str, Any], required: Sequence[str] | None = None, **extra: Any) -> dict[str, Any]:
+        return {"type": "object", "properties": properties,
+                "required": list(properties if required is None else required), "additionalProperties": False, **extra}
+
+    schemas = {
+        "Error": obj({"error": obj({"status": integer, "message": string})}),
+        "Span": obj({"start": integer, "end": integer, "text": string, "topic": {"type": ["integer", "null"]},
+                     "weight": {"type": "number", "minimum": 0, "maximum": 1}},
+                    description="A stretch of the text; the spans cover it exactly. topic is null for non-topical stretches."),
+        "SharedTopic": obj({"topic": integer, "query": number, "document": number}),
+        "Hit": obj({"id": string, "title": string, "score": {"type": "number", "minimum": 0, "maximum": 1},
+                    "topics": {"type": "array", "items": number}, "url": string, "categories": string,
+                    "published": string,
+                    "shared_topics": {"type": "array", "items": {"$ref": "#/components/schemas/SharedTopic"}},
+                    "shared_terms": {"type": "array", "items": string}},
+                   description="A similar paper (without its abstract: GET /api/v1/documents/{id})."),
+        "Document": obj({"id": string, "title": string, "abstract": string, "categories": string,
+                         "published": string, "url": string}),
+        "Topic": obj({"id": integer, "label": string, "color": {"type": "string", "pattern": "^#[0-9A-Fa-f]{6}$"},
+                      "pattern": {"enum": ["solid", "dashed", "dotted", "double", "wavy"]},
+                      "terms": _pairs(string, number)}),
+        "Topics": obj({
+            "n_topics": integer, "n_documents": integer,
+            "topics": {"type": "array", "items": {"$ref": "#/components/schemas/Topic"}},
+            "methods": {"type": "array", "items": string}, "default_method": string,
+            "max_text_chars": integer,
+            "n_similar": obj({"min": integer, "max": integer, "default": integer}),
+            "editable_labels": {"type": "boolean"}}),
+        "AnalyzeRequest": {"type": "object", "properties": {"text": text, "n": n, "method": method}, "required": ["text"]},
+        "Analysis": obj({
+            "spans": {"type": "array", "items": {"$ref": "#/components/schemas/Span"}},
+            "doc_topics": {"type": "array", "items": number},
+            "similar": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}},
+            "reason": nullable_string, "elapsed_ms": number, "method": string}),
+        "SimilarRequest": {"type": "object", "properties": {"text": text, "id": doc_id, "n": n, "method": method},
+                           "description": "Exactly one of text and id."},
+        "Similar": obj({"similar": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}}}),
+        "Health": obj({"status": {"const": "ok"}, "pid": integer}),
+        "Ready": obj({"status": {"const": "ready"}, "n_topics": integer, "n_documents": integer, "pid": integer}),
+        "AbstractRequest": {"type": "object", "properties": {"abstract": text}, "required": ["abstract"]},
+        "SimilarsRequest": {"type": "object", "properties": {"abstract": text, "n": n}, "required": ["abstract"]},
+        "Words": obj({"words": _pairs(string, integer), "topics": _pairs(integer, number)},
+                     description="Every whitespace-separated word with its topic (-1: none); the text's topic mix."),
+        "Similars": obj({
+            "text": {"type": "object", "additionalProperties": string},
+            "title": {"type": "object", "additionalProperties": string},
+            "link": {"type": "object", "additionalProperties": string},
+            "percentage": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}},
+            "topics": {"type": "object", "additionalProperties": _pairs(integer, number)}},
+            description="Column-oriented: each column maps the hit's position ('0', '1', ...) to its value; link is the arXiv id."),
+    }
+    paths = {
+        "/health": {"get": {"summary": "Liveness: 200 while the process runs", "tags": ["operations"],
+                            "responses": {"200": _json("Health")}}},
+        "/ready": {"get": {"summary": "Readiness: 200 once the model is loaded and verified, 503 before",
+                           "tags": ["operations"], "responses": {"200": _json("Ready"), **_error_responses(503)}}},
+        "/abst_subm": {"post": {"summary": "The original app: words with their topic, and the topic mix",
+                                "tags": ["original"], "requestBody": _body("AbstractRequest"),
+                                "responses": {"200": _json("Words"), **_error_responses(400, 413, 422, 429, 503)}}},
+        "/get_similars": {"post": {"summary": "The original app: similar papers, column-oriented",
+                                   "tags": ["original"], "requestBody": _body("SimilarsRequest"),
+                                   "responses": {"200": _json("Similars"), **_error_responses(400, 413, 422, 429, 503)}}},
+        "/get_rand_abst": {"get": {"summary": "The original app: a random abstract as plain text", "tags": ["original"],
+                                   "responses": {"200": {"description": "The abstract",
+                                                         "content": {"text/plain": {"schema": string}}},
+                                                 **_error_responses(429, 503)}}},
+        "/api/v1/topics": {"get": {"summary": "The model: topics (label, colour, top terms), methods, limits",
+                                   "tags": ["v1"], "responses": {"200": _json("Topics"), **_error_responses(429, 503)}}},
+        "/api/v1/analyze": {"post": {"summary": "Colour a text by topic, its topic mix and the n most similar papers",
+                                     "tags": ["v1"], "requestBody": _body("AnalyzeRequest"),
+                                     "responses": {"200": _json("Analysis"), **_error_responses(400, 413, 422, 429, 503)}}},
+        "/api/v1/similar": {"post": {"summary": "The n papers most similar to a text or to an indexed paper",
+                                     "tags": ["v1"], "requestBody": _body("SimilarRequest"),
+                                     "responses": {"200": _json("Similar"), **_error_responses(400, 404, 413, 422, 429, 503)}}},
+        "/api/v1/random": {"get": {"summary": "A paper drawn at random", "tags": ["v1"],
+                                   "responses": {"200": _json("Document"), **_error_responses(429, 503)}}},
+        "/api/v1/documents/{id}": {"get": {
+            "summary": "One paper by id", "tags": ["v1"],
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": doc_id}],
+            "responses": {"200": _json("Document"), **_error_responses(404, 422, 429, 503)}}},
+        "/api/v1/openapi.json": {"get": {"summary": "This description", "tags": ["v1"],
+                                         "responses": {"200": {"description": "OpenAPI 3.1",
+                                                               "content": {"application/json": {}}}}}},
+        "/api/v1/docs": {"get": {"summary": "This description as a page", "tags": ["v1"],
+                                 "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}}}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "abstractor-widgets", "version": __version__,
+                 "description": "LDA topics and similar papers for research abstracts. Errors are "
+                                "{\"error\": {\"status\", \"message\"}}."},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
+
+
+def _docs_page(schema: dict[str, Any]) -> str:
+    """A plain page listing the endpoints (no script, no style: nothing to load from elsewhere)."""
+    esc = html.escape
+    parts = [f"<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>{esc(schema['info']['title'])} API</title>",
+             f"<h1>{esc(schema['info']['title'])} API {esc(schema['info']['version'])}</h1>",
+             f"<p>{esc(schema['info']['description'])} Machine-readable: <a href=\"/api/v1/openapi.json\">openapi.json</a>.</p>"]
+    for path, operations in schema["paths"].items():
+        for verb, op in operations.items():
+            parts.append(f"<h2><code>{esc(verb.upper())} {esc(path)}</code></h2><p>{esc(op['summary'])}</p>")
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            if "$ref" in body:
+                name = body["$ref"].rsplit("/", 1)[-1]
+                fields = schema["components"]["schemas"][name].get("properties", {})
+                parts.append("<p>Body: <code>" + esc(json.dumps({k: v.get("type", "…") for k, v in fields.items()})) + "</code></p>")
+            parts.append("<ul>" + "".join(f"<li>{esc(code)}: {esc(r['description'])}</li>"
+                                          for code, r in op["responses"].items()) + "</ul>")
+    parts.append("</html>")
+    return "".join(parts)
