@@ -193,6 +193,12 @@ export class HttpModel {
     return { generation: this._generation, signal: this._controller?.signal };
   }
 
+  /** The current value of `key` when `value` equals it (as JSON), else `value`. */
+  _same(key, value) {
+    const current = this._state[key];
+    return current === value || JSON.stringify(current) === JSON.stringify(value) ? current : value;
+  }
+
   _current(token) {
     return token.generation === this._generation;
   }
@@ -253,8 +259,9 @@ export class HttpModel {
       this._accepted = { text, n_similar: n, method: this._state.method };
       this._update({
         spans: Array.isArray(r.spans) ? r.spans : plainSpans(text),
-        doc_topics: Array.isArray(r.doc_topics) ? r.doc_topics : [],
-        similar: hits,
+        // an unchanged list keeps its identity: the view then leaves that part of the page alone
+        doc_topics: this._same("doc_topics", Array.isArray(r.doc_topics) ? r.doc_topics : []),
+        similar: this._same("similar", hits),
         reason: typeof r.reason === "string" ? r.reason : "",
         elapsed_ms: Number.isFinite(r.elapsed_ms) ? Math.round(r.elapsed_ms * 100) / 100 : 0,
         error: "",

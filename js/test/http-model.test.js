@@ -344,3 +344,22 @@ test("a listener that throws does not stop the others", () => {
   }
   assert.deepEqual(seen, ["second"]);
 });
+
+test("an answer with the same hits keeps the list's identity (the view skips redrawing it)", async () => {
+  const { fetch, calls } = mockFetch();
+  const model = new HttpModel({ config: CONFIG, base: BASE, fetch });
+  type(model, "image");
+  calls[0].resolve(json(200, analysis("image")));
+  await tick();
+  const hits = model.get("similar");
+  const events = recorder(model, ["similar", "spans"]);
+  type(model, "image!");
+  calls[1].resolve(json(200, analysis("image!")));
+  await tick();
+  assert.equal(model.get("similar"), hits);
+  assert.deepEqual(events, ["spans"]);
+  type(model, "graph");
+  calls[2].resolve(json(200, analysis("graph", { similar: [hit("z")] })));
+  await tick();
+  assert.deepEqual(model.get("similar").map((h) => h.id), ["z"]);
+});
