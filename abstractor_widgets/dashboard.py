@@ -1,15 +1,23 @@
 """The Voilà dashboard: the default model, loaded once per kernel, around the widget.
 
-``notebooks/dashboard.ipynb`` is a title and one call to :func:`dashboard`; Voilà serves
-it (``bash scripts/dashboard.sh``), and it runs the same way in JupyterLab and Notebook 7.
+The dashboard notebook (``abstractor_widgets/voila/dashboard.ipynb``, package data; the
+repository links it as ``notebooks/dashboard.ipynb``) is a title and one call to
+:func:`dashboard`; ``abstractor dashboard ARTIFACT`` serves it with Voilà (see
+:mod:`abstractor_widgets.voila`), and it runs the same way in JupyterLab and Notebook 7.
 
 * :func:`artifact_path` — which model to serve: ``$ABSTRACTOR_ARTIFACT``, else
   ``<repo>/artifacts/default``.
 * :func:`load_or_train` — the model, memory-mapped and cached per kernel (every later call
   returns the same object); trains it once, with progress, when the artifact is missing
-  (a file lock keeps two kernels from training the same artifact at once).
+  (a file lock keeps two kernels from training the same artifact at once). Under
+  ``abstractor dashboard`` the server verified the artifact's checksums once at start
+  (``$ABSTRACTOR_ARTIFACT_VERIFIED`` = its digest): each kernel then checks the sizes and
+  the pinned manifest digest only, and never trains.
 * :func:`dashboard` — the layout: a header (corpus, number of topics, how to use) and the
-  :class:`~abstractor_widgets.widget.AbstractorWidget`.
+  :class:`~abstractor_widgets.widget.AbstractorWidget`. Public by default: topic labels
+  are read-only unless the operator allows renaming (``editable_labels=True`` or
+  ``$ABSTRACTOR_EDIT_LABELS=1``). A failure shows visitors one short sentence
+  (:data:`FAILURE_MESSAGE`); the traceback goes to the server's log (standard error).
 
 Examples
 --------
@@ -27,6 +35,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,10 +48,22 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ARTIFACT_ENV_VAR", "artifact_path", "load_or_train", "dashboard", "header_html", "Dashboard"]
+__all__ = [
+    "ARTIFACT_ENV_VAR", "VERIFIED_ENV_VAR", "EDIT_LABELS_ENV_VAR", "FAILURE_MESSAGE",
+    "artifact_path", "labels_editable", "load_or_train", "dashboard", "header_html", "Dashboard",
+]  # fmt: skip
 
 #: Environment variable naming the artifact directory the dashboard serves.
 ARTIFACT_ENV_VAR = "ABSTRACTOR_ARTIFACT"
+#: Set by ``abstractor dashboard`` for its kernels: the digest of the artifact's manifest
+#: (``store.artifact_digest``) after the server verified every checksum once at start.
+#: A kernel then loads ``$ABSTRACTOR_ARTIFACT`` with ``verify=False`` (sizes only) and
+#: that digest pinned, instead of re-hashing the whole artifact.
+VERIFIED_ENV_VAR = "ABSTRACTOR_ARTIFACT_VERIFIED"
+#: ``1`` (or ``true``/``yes``/``on``) lets visitors rename topics; anything else: read-only.
+EDIT_LABELS_ENV_VAR = "ABSTRACTOR_EDIT_LABELS"
+#: All a visitor sees when the dashboard cannot be shown (the log gets the traceback).
+FAILURE_MESSAGE = "The dashboard could not load its model. The administrator has been notified."
 #: Topics of the default model trained when the artifact is missing.
 DEFAULT_TOPICS = 20
 #: The repository checkout this module lives in.
@@ -59,14 +80,50 @@ def artifact_path() -> Path:
     return path.resolve()
 
 
-def _say(message: str) -> None:
-    """Progress for both audiences: the notebook output and the server's terminal."""
+def labels_editable(value: bool | None = None) -> bool:
+    """Whether visitors may rename topics: ``value`` if given, else ``$ABSTRACTOR_EDIT_LABELS``."""
+    if value is not None:
+        return bool(value)
+    return os.environ.get(EDIT_LABELS_ENV_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _say(message: str, detail: str = "") -> None:
+    """Progress for both audiences: the notebook output (``message``) and the server's
+    terminal (``message`` and ``detail``, e.g. a path visitors need not see)."""
     print(message, flush=True)
     terminal = sys.__stderr__
     if terminal is not None and terminal is not sys.stdout:
         with contextlib.suppress(Exception):
-            terminal.write(f"[abstractor dashboard] {message}\n")
+            terminal.write(f"[abstractor dashboard] {message}{' ' + detail if detail else ''}\n")
             terminal.flush()
+
+
+class _ServerLogHandler(logging.StreamHandler):
+    """Writes to the process's real standard error (the server's log), never to a cell."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.__stderr__)
+        self.setFormatter(logging.Formatter("[abstractor dashboard] %(levelname)s %(name)s: %(message)s"))
+
+
+def _route_logs_to_server() -> None:
+    """Send the package's warnings and tracebacks to the server's log.
+
+    In a kernel with no logging configured, Python's last-resort handler writes to
+    ``sys.stderr``, which ipykernel shows in the cell: a traceback (and any server path in
+    it) would reach the visitor's page. Voilà also strips stderr from cells; this is the
+    other half: the operator gets the record.
+    """
+    package = logging.getLogger(__package__ or "abstractor_widgets")
+    if any(isinstance(h, _ServerLogHandler) for h in package.handlers):
+        return
+    if logging.getLogger().handlers and sys.__stderr__ is sys.stderr:
+        return  # a configured process outside a kernel: leave its logging alone
+    if sys.__stderr__ is None:
+        return
+    handler = _ServerLogHandler()
+    handler.setLevel(logging.WARNING)
+    package.addHandler(handler)
 
 
 @contextlib.contextmanager
@@ -117,27 +174,35 @@ def load_or_train(
     Raises
     ------
     abstractor_widgets.store.ArtifactError
-        For a corrupt or incompatible artifact (delete it to retrain).
+        For a corrupt or incompatible artifact (delete it to retrain), or, under
+        ``abstractor dashboard``, one that changed since the server verified it.
     abstractor_widgets.corpus.CorpusError
         When training is needed and no default corpus is found (set ``ABSTRACTOR_CORPUS``).
     """
     from .abstractor import Abstractor
+    from .store import ArtifactError
 
     target = Path(path).expanduser().resolve() if path is not None else artifact_path()
+    verified = os.environ.get(VERIFIED_ENV_VAR, "").strip() if target == artifact_path() else ""
     with _cache_lock:
         cached = _cache.get(target)
         if cached is not None:
             return cached
         if not (target / "manifest.json").is_file():
+            if verified:  # the server verified an artifact that is gone now: never train here
+                raise ArtifactError(f"{target}: the artifact verified at server start has no manifest any more")
             with _train_lock(target):
                 if not (target / "manifest.json").is_file():  # another kernel may have finished it
-                    _say(f"No model at {target}: training {n_topics} topics on the default corpus "
-                         "(once; a few minutes for 60,000 abstracts) ...")  # fmt: skip
+                    _say(f"No model yet: training {n_topics} topics on the default corpus "
+                         "(once; a few minutes for 60,000 abstracts) ...", f"({target})")  # fmt: skip
                     start = time.perf_counter()
                     Abstractor.train(None, n_topics, out=target, progress=progress)
                     _say(f"Trained and saved in {time.perf_counter() - start:.0f} s.")
         start = time.perf_counter()
-        abstractor = Abstractor.load(target)
+        if verified:  # checksums verified once by the server: sizes + the pinned manifest digest
+            abstractor = Abstractor.load(target, verify=False, expected_digest=verified)
+        else:
+            abstractor = Abstractor.load(target)
         _warm_up(abstractor)
         logger.info("loaded %r in %.2f s", abstractor, time.perf_counter() - start)
         _cache[target] = abstractor
@@ -192,8 +257,11 @@ _HEADER_CSS = """
 """
 
 
-def header_html(abstractor: Abstractor, title: str | None = None) -> str:
-    """The dashboard header: optional title, corpus size, K, and how to use it (escaped HTML)."""
+def header_html(abstractor: Abstractor, title: str | None = None, editable_labels: bool = False) -> str:
+    """The dashboard header: optional title, corpus size, K, and how to use it (escaped HTML).
+
+    ``editable_labels`` adds the line on renaming topics (✎).
+    """
     manifest = abstractor.manifest or {}
     corpus = manifest.get("corpus") or {}
     name = str(corpus.get("name") or "")
@@ -222,8 +290,9 @@ def header_html(abstractor: Abstractor, title: str | None = None) -> str:
         "and the topic mix and the most similar papers update as you type.</li>"
         "<li><b>Random abstract</b> shows a paper of the corpus; click a similar paper's title to "
         "load its abstract, or its arXiv link to open it.</li>"
-        "<li>Click a topic (or a coloured word) to highlight its words; ✎ renames a topic; "
-        "<b>Rank by</b> chooses how similar papers are found, <b>Show</b> how many are listed.</li>"
+        "<li>Click a topic (or a coloured word) to highlight its words"
+        + ("; ✎ renames a topic" if editable_labels else "")
+        + "; <b>Rank by</b> chooses how similar papers are found, <b>Show</b> how many are listed.</li>"
         "</ul></div>"
     )
 
@@ -238,6 +307,44 @@ class Dashboard(ipywidgets.VBox):
         self.add_class("abstractor-dashboard")
 
 
+_FAILURE_CSS = """
+<style>
+.abstractor-dash-failure {
+  color: var(--jp-ui-font-color1, #1f2328);
+  font-family: var(--jp-ui-font-family, system-ui, sans-serif);
+  font-size: var(--jp-ui-font-size1, 13px);
+  margin: 12px; padding: 12px 16px; border-radius: 6px;
+  border: 1px solid var(--jp-warn-color1, #bf8700);
+  background: var(--jp-layout-color1, #fff8c5);
+}
+</style>
+"""
+
+
+def failure_html(message: str = FAILURE_MESSAGE) -> str:
+    """The short notice visitors see instead of the dashboard (escaped HTML)."""
+    return _FAILURE_CSS + f'<div class="abstractor-dash-failure" role="alert">{html.escape(message)}</div>'
+
+
+def _report_failure() -> None:
+    """The current exception's traceback, to the server's log (never to the page)."""
+    if _has_handler(logger):
+        logger.error("the dashboard could not be shown", exc_info=True)
+        return
+    with contextlib.suppress(Exception):  # no handler: Python's last resort would print to the cell
+        sys.__stderr__.write("[abstractor dashboard] the dashboard could not be shown\n" + traceback.format_exc())
+        sys.__stderr__.flush()
+
+
+def _has_handler(log: logging.Logger) -> bool:
+    current: logging.Logger | None = log
+    while current is not None:
+        if current.handlers:
+            return True
+        current = current.parent if current.propagate else None
+    return False
+
+
 def dashboard(
     abstractor: Abstractor | None = None,
     *,
@@ -245,7 +352,9 @@ def dashboard(
     title: str | None = None,
     text: str = "",
     n_similar: int = 5,
-) -> Dashboard:
+    editable_labels: bool | None = None,
+    raise_errors: bool = False,
+) -> Dashboard | ipywidgets.HTML:
     """The dashboard: a header (title, corpus size, K, how to use) and the widget.
 
     Parameters
@@ -260,18 +369,46 @@ def dashboard(
         Initial abstract (empty: the widget shows its empty state).
     n_similar : int
         Similar papers listed at first.
+    editable_labels : bool, optional
+        Whether visitors may rename topics (a rename is saved into the shared artifact).
+        Default: ``$ABSTRACTOR_EDIT_LABELS`` (``abstractor dashboard --edit-labels``), else
+        read-only: the public mode.
+    raise_errors : bool
+        Raise instead of showing :data:`FAILURE_MESSAGE` (for programs and tests).
 
     Returns
     -------
-    Dashboard
+    Dashboard or ipywidgets.HTML
         An ``ipywidgets.VBox`` with ``.header`` (an ``ipywidgets.HTML``) and ``.widget`` (the
-        :class:`AbstractorWidget`).
+        :class:`AbstractorWidget`); or, when the model cannot be loaded or the view built,
+        an ``ipywidgets.HTML`` with :data:`FAILURE_MESSAGE` (the traceback is logged to
+        the server's standard error, never shown).
     """
+    _route_logs_to_server()
+    try:
+        return _build(abstractor, path, title, text, n_similar, labels_editable(editable_labels))
+    except Exception:
+        if raise_errors:
+            raise
+        _report_failure()
+        notice = ipywidgets.HTML(failure_html())
+        notice.add_class("abstractor-dash-failure-widget")
+        return notice
+
+
+def _build(
+    abstractor: Abstractor | None,
+    path: str | os.PathLike[str] | None,
+    title: str | None,
+    text: str,
+    n_similar: int,
+    editable: bool,
+) -> Dashboard:
     from .widget import AbstractorWidget
 
     if abstractor is None:
         abstractor = load_or_train(path)
-    header = ipywidgets.HTML(header_html(abstractor, title))
+    header = ipywidgets.HTML(header_html(abstractor, title, editable_labels=editable))
     header.add_class("abstractor-dash-header-widget")
-    widget = AbstractorWidget(abstractor, text=text, n_similar=n_similar)
+    widget = AbstractorWidget(abstractor, text=text, n_similar=n_similar, editable_labels=editable)
     return Dashboard(header, widget, layout=ipywidgets.Layout(width="100%"))
