@@ -40,6 +40,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import IPython.display
 import ipywidgets
 
 if TYPE_CHECKING:
@@ -354,7 +355,7 @@ def dashboard(
     n_similar: int = 5,
     editable_labels: bool | None = None,
     raise_errors: bool = False,
-) -> Dashboard | ipywidgets.HTML:
+) -> Dashboard | IPython.display.HTML:
     """The dashboard: a header (title, corpus size, K, how to use) and the widget.
 
     Parameters
@@ -378,11 +379,12 @@ def dashboard(
 
     Returns
     -------
-    Dashboard or ipywidgets.HTML
+    Dashboard or IPython.display.HTML
         An ``ipywidgets.VBox`` with ``.header`` (an ``ipywidgets.HTML``) and ``.widget`` (the
         :class:`AbstractorWidget`); or, when the model cannot be loaded or the view built,
-        an ``ipywidgets.HTML`` with :data:`FAILURE_MESSAGE` (the traceback is logged to
-        the server's standard error, never shown).
+        a plain HTML output (no widget: it is part of the page Voilà sends) with
+        :data:`FAILURE_MESSAGE`; the traceback is logged to the server's standard error,
+        never shown.
     """
     _route_logs_to_server()
     try:
@@ -391,9 +393,7 @@ def dashboard(
         if raise_errors:
             raise
         _report_failure()
-        notice = ipywidgets.HTML(failure_html())
-        notice.add_class("abstractor-dash-failure-widget")
-        return notice
+        return IPython.display.HTML(failure_html())
 
 
 def _build(

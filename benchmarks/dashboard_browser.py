@@ -10,7 +10,7 @@ Measures, on a given model (``--artifact``, default ``$ABSTRACTOR_ARTIFACT`` or
   once: kernel round trip + render) and *typing* (the edit alone: the widget's
   debounce, then the same round trip);
 * **time from request to interactive widget**, cold (a Voilà server without kernel
-  preheating: kernel start + notebook run) and preheated (``voila/voila.json``:
+  preheating: kernel start + notebook run) and preheated (``abstractor_widgets/voila/voila.json``:
   ``preheat_kernel``, a pool of one kernel that already ran the notebook);
 * **kernel memory** with 1 and 5 concurrent dashboard sessions (psutil: RSS, PSS, USS
   of every kernel, and how much of it is the memory-mapped model), and the marginal
@@ -44,10 +44,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK = ROOT / "notebooks" / "dashboard.ipynb"
-VOILA_CONFIG_DIR = ROOT / "voila"
-#: A Jupyter data directory holding the dashboard's Voilà template (``JUPYTER_PATH``).
-VOILA_SHARE = VOILA_CONFIG_DIR / "share"
+# the dashboard ships as package data (abstractor_widgets/voila): the notebook, voila.json
+# and a Jupyter data directory with the "abstractor" template (JUPYTER_PATH)
+PACKAGE_VOILA = ROOT / "abstractor_widgets" / "voila"
+NOTEBOOK = PACKAGE_VOILA / "dashboard.ipynb"
+VOILA_CONFIG_DIR = PACKAGE_VOILA
+VOILA_SHARE = PACKAGE_VOILA / "share"
 TEST_OUTPUT = ROOT / "test-output"
 
 CHROMIUM = "/usr/bin/chromium"
@@ -76,7 +78,7 @@ SAMPLE_TEXT = (
 #: Typed one character at a time after SAMPLE_TEXT by the latency measurement.
 TYPED_SUFFIX = " We also study speech recognition and protein structure prediction with attention."
 
-#: ``VoilaKernelManager.fill_delay`` of voila/voila.json plus a margin.
+#: ``VoilaKernelManager.fill_delay`` of abstractor_widgets/voila/voila.json plus a margin.
 POOL_REFILL_S = 3.0
 
 WIDGET = ".abstractor-root"
@@ -217,26 +219,30 @@ class Server:
 
 def voila_server(artifact: str | os.PathLike[str], *, log_dir: Path, theme: str | None = None,
                  preheat: bool | None = None, port: int | None = None, name: str = "voila",
-                 extra: Sequence[str] = ()) -> Server:  # fmt: skip
-    """Voilà serving ``notebooks/dashboard.ipynb`` as ``scripts/dashboard.sh`` does: the
-    repository's ``voila/`` config and its ``abstractor`` template.
+                 extra: Sequence[str] = (), max_kernels: int | None = None, edit_labels: bool = False,
+                 env: dict[str, str] | None = None) -> Server:  # fmt: skip
+    """The dashboard as ``scripts/dashboard.sh`` serves it: ``abstractor dashboard ARTIFACT``
+    (the artifact verified once, the packaged notebook, ``voila.json`` and template).
 
-    ``preheat=None`` keeps the config (preheating on); ``False`` turns it off on the
-    command line (which wins over the config file).
+    ``preheat=None`` keeps the config (preheating on); ``False`` turns it off on Voilà's
+    command line (which wins over the config file). ``extra``: more Voilà options.
+    ``env``: the server's environment (default :func:`server_env`).
     """
     port = port or free_port()
-    cmd = [sys.executable, "-m", "voila", str(NOTEBOOK), "--no-browser", "--Voila.ip=127.0.0.1",
-           f"--port={port}", f"--Voila.config_file_paths={VOILA_CONFIG_DIR}"]  # fmt: skip
-    # voila/share/voila/templates/abstractor: the lab template without its CDN stylesheets
-    cmd.append("--template=abstractor")
-    if theme:
-        cmd.append(f"--theme={theme}")
+    cmd = [sys.executable, "-m", "abstractor_widgets.cli", "dashboard", str(Path(artifact).resolve()),
+           "--host=127.0.0.1", f"--port={port}"]  # fmt: skip
+    if max_kernels is not None:
+        cmd.append(f"--max-kernels={max_kernels}")
+    if edit_labels:
+        cmd.append("--edit-labels")
+    voila = [f"--theme={theme}"] if theme else []
     if preheat is not None:
-        cmd.append(f"--VoilaConfiguration.preheat_kernel={preheat}")
-    cmd += list(extra)
+        voila.append(f"--VoilaConfiguration.preheat_kernel={preheat}")
+    voila += list(extra)
+    if voila:
+        cmd += ["--voila", *voila]
     # readiness: the port, then a static file (a GET of "/" would start a kernel)
-    env = server_env(artifact)
-    env["JUPYTER_PATH"] = os.pathsep.join(p for p in (str(VOILA_SHARE), env.get("JUPYTER_PATH", "")) if p)
+    env = server_env(artifact) if env is None else env
     return Server(name, cmd, env, port, log_dir / f"{name}.log", ready_path="/voila/static/voila.js")
 
 
