@@ -370,7 +370,7 @@ class Corpus(Sequence[Document]):
 
     def to_parquet(self, path: str | os.PathLike[str]) -> Path:
         """Write the corpus atomically (temporary file, then rename)."""
-        from .store import atomic_write_path
+        from .fileio import atomic_write_path
 
         path = Path(path)
         with atomic_write_path(path) as tmp:

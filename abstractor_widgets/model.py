@@ -515,20 +515,23 @@ class TopicModel:
         """
         from gensim.corpora import Dictionary
         from gensim.models import LdaModel
+        from gensim.models.ldamodel import LdaState
 
         preprocessor = Preprocessor.from_dict(files.json("preprocessor.json"))
         vocab = files.json("dictionary.json")
         words = vocab.get("words") if isinstance(vocab, dict) else None
-        if not isinstance(words, list) or not all(isinstance(w, str) for w in words) or len(set(words)) != len(words):
-            raise ValueError("dictionary.json: 'words' must be a list of distinct strings")
+        if not isinstance(words, list) or not set(map(type, words)) <= {str}:
+            raise ValueError("dictionary.json: 'words' must be a list of strings")
         n_terms = len(words)
+        dictionary = Dictionary()
+        dictionary.token2id = dict(zip(words, range(n_terms)))
+        if len(dictionary.token2id) != n_terms:
+            raise ValueError("dictionary.json: the words are not distinct")
         dfs, cfs = files.array("dictionary.dfs.npy", mmap=False), files.array("dictionary.cfs.npy", mmap=False)
         if dfs.shape != (n_terms,) or cfs.shape != (n_terms,) or dfs.dtype.kind != "i" or cfs.dtype.kind != "i":
             raise ValueError("dictionary counts do not match its words")
-        dictionary = Dictionary()
-        dictionary.token2id = {w: i for i, w in enumerate(words)}
-        dictionary.dfs = dict(enumerate(dfs.tolist()))
-        dictionary.cfs = dict(enumerate(cfs.tolist()))
+        dictionary.dfs = dict(zip(range(n_terms), dfs.tolist()))
+        dictionary.cfs = dict(zip(range(n_terms), cfs.tolist()))
         for key in ("num_docs", "num_pos", "num_nnz"):
             setattr(dictionary, key, int(vocab.get(key, 0)))
 
@@ -544,19 +547,24 @@ class TopicModel:
                 or arrays["eta"].shape not in ((n_terms,), (k, n_terms))
                 or any(a.dtype != np.dtype(dtype) for a in arrays.values())):
             raise ValueError("LDA arrays do not match its settings or the dictionary")
-        # gensim's own constructor (no corpus: no training), then the saved state in place of
-        # its random initialisation
+        # gensim's own constructor, without a corpus (no training) and over a one-word
+        # vocabulary (its random initialisation of a K x V state would cost ~0.1 s); then
+        # the real vocabulary and the saved state
         lda = LdaModel(
-            corpus=None, num_topics=k, id2word=dictionary, alpha=np.array(arrays["alpha"]), eta=np.array(arrays["eta"]),
+            corpus=None, num_topics=k, id2word={0: ""}, alpha=np.array(arrays["alpha"]),
             chunksize=int(meta["chunksize"]), passes=int(meta["passes"]), update_every=int(meta["update_every"]),
             decay=float(meta["decay"]), offset=float(meta["offset"]), eval_every=None,
             iterations=int(meta["iterations"]), gamma_threshold=float(meta["gamma_threshold"]),
             minimum_probability=float(meta["minimum_probability"]), minimum_phi_value=float(meta["minimum_phi_value"]),
             random_state=0, dtype=dtype,
         )
+        lda.id2word = dictionary
+        lda.num_terms = n_terms
+        lda.eta = np.array(arrays["eta"])
         lda.optimize_alpha = bool(meta["optimize_alpha"])
         lda.optimize_eta = bool(meta["optimize_eta"])
         lda.num_updates = int(meta["num_updates"])
+        lda.state = LdaState(lda.eta, (k, n_terms), dtype=dtype)
         lda.state.sstats = arrays["sstats"]
         lda.state.numdocs = int(meta["state_numdocs"])
         lda.expElogbeta = arrays["expElogbeta"]

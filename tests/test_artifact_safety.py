@@ -231,10 +231,9 @@ def test_a_new_artifact_contains_no_pickle_stream(synthetic_artifact):
 
 def test_conversion_of_a_trusted_pickled_artifact_gives_the_same_answers(tmp_path, synthetic_abstractor):
     """An artifact written the old way (pickles) converts into one that answers identically."""
-    from gensim.utils import SaveLoad  # noqa: F401 (the old writer's format)
+    from benchmarks.artifact_safety import write_pickled_artifact
 
-    old = tmp_path / "old"
-    _write_v1(synthetic_abstractor, old)
+    old = write_pickled_artifact(synthetic_abstractor, tmp_path / "old")
     with pytest.raises(PickledArtifactError):
         Abstractor.load(old)
     assert main(["convert", str(old), str(tmp_path / "new"), "--trust-pickles"]) == 0
@@ -246,28 +245,6 @@ def test_conversion_of_a_trusted_pickled_artifact_gives_the_same_answers(tmp_pat
     assert [h["id"] for h in got.similar] == [h["id"] for h in ref.similar]
     np.testing.assert_allclose(got.doc_topics, ref.doc_topics)
     assert read_manifest(tmp_path / "new")["converted_from"]["format_version"] == 1
-
-
-def _write_v1(ab: Abstractor, out: Path) -> None:
-    """The version-1 writer as it was (pickled preprocessor, gensim SaveLoad)."""
-    from abstractor_widgets.store import DocumentTable
-    from abstractor_widgets.lexical import LexicalIndex
-
-    out.mkdir()
-    with open(out / "preprocessor.pkl", "wb") as handle:
-        pickle.dump(ab.model.preprocessor_, handle)
-    ab.model.dictionary_.save(str(out / "dictionary.gensim"))
-    ab.model.lda_.save(str(out / "lda.gensim"), separately=["expElogbeta", "sstats"], sep_limit=0)
-    np.save(out / "doc_topics.npy", np.asarray(ab.model.doc_topics_, dtype=np.float32))
-    np.save(out / "vectors.npy", ab.index.storage())
-    DocumentTable.write([ab.documents[i] for i in range(len(ab.documents))], out)
-    assert isinstance(ab.lexical, LexicalIndex)
-    ab.lexical.save(out)
-    manifest = {k: v for k, v in ab.manifest.items() if k not in ("model", "documents", "lexical")}
-    manifest.update(format_version=1, index={"backend": "auto", "block_rows": ab.index.block_rows},
-                    lexical=ab.lexical.get_params(),
-                    files={p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in out.iterdir()})
-    (out / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
 
 
 # -- writers: modes, lock, merge -------------------------------------------------------------------------
