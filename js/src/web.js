@@ -17,8 +17,17 @@ function showProblem(app, message) {
   app.replaceChildren(box);
 }
 
-async function loadConfig() {
-  const response = await fetch(`${API}topics`, { headers: { Accept: "application/json" } });
+const LOADING_RETRIES = 60; // the service answers 503 while it loads the model: retry for ~a minute
+
+async function loadConfig(app) {
+  let response;
+  for (let attempt = 0; ; attempt += 1) {
+    response = await fetch(`${API}topics`, { headers: { Accept: "application/json" } });
+    if (response.status !== 503 || attempt >= LOADING_RETRIES) break;
+    const note = app.querySelector(".abstractor-page-loading");
+    if (note) note.textContent = "The server is loading the model\u2026";
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
   if (!response.ok) {
     let message = "";
     try {
@@ -36,7 +45,7 @@ async function main() {
   if (!app) return;
   let config;
   try {
-    config = await loadConfig();
+    config = await loadConfig(app);
   } catch (err) {
     showProblem(app, `Could not load the model: ${err?.message || err}. Reload the page to try again.`);
     return;
