@@ -150,6 +150,7 @@ def test_voila_config_preheats_and_is_valid_json():
     config = json.loads((VOILA_CONFIG_DIR / "voila.json").read_text())
     assert config["VoilaConfiguration"]["preheat_kernel"] is True
     assert config["VoilaConfiguration"]["default_pool_size"] >= 1
+    assert "disable_check_xsrf" not in json.dumps(config)  # tests/test_voila_hardening.py: the rest
 
 
 def test_artifact_path_follows_the_environment(monkeypatch, tmp_path):
