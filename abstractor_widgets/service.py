@@ -520,6 +520,7 @@ def create_app(
     expected_digest: str | None = None,
     offload: bool = False,
     static_dir: str | os.PathLike[str] | None = None,
+    wait_for_model: bool = False,
 ) -> Starlette:
     """The service's ASGI application.
 
@@ -544,6 +545,11 @@ def create_app(
         ``benchmarks/service.py``).
     static_dir : path-like, optional
         The web dashboard's files (default ``abstractor_widgets/static/web``).
+    wait_for_model : bool
+        Load the artifact before the server accepts connections (uvicorn runs the
+        lifespan first) instead of in the background: a worker of :func:`serve` then never
+        answers a query with "loading" while its siblings are ready. A failed load still
+        leaves the process alive and ``/ready`` at 503 with the reason.
 
     Returns
     -------
@@ -695,7 +701,11 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         _pin_blas()
-        task = asyncio.create_task(asyncio.to_thread(model.load)) if model.abstractor is None else None
+        task = None
+        if model.abstractor is None and wait_for_model:
+            await asyncio.to_thread(model.load)
+        elif model.abstractor is None:
+            task = asyncio.create_task(asyncio.to_thread(model.load))
         try:
             yield
         finally:
@@ -744,6 +754,7 @@ def app_from_env() -> Starlette:
         rate_burst=int(burst) if burst else None,
         expected_digest=os.environ.get(DIGEST_ENV) or None,
         offload=os.environ.get(OFFLOAD_ENV, "") == "1",
+        wait_for_model=True,
     )
 
 
@@ -785,7 +796,9 @@ def serve(
     logger.info("verified %s in %.2f s (digest %s)", path, time.perf_counter() - started, digest[:12])
     os.environ.update({ARTIFACT_ENV: str(path), DIGEST_ENV: digest,
                        CORS_ENV: ",".join(cors_origins), RATE_ENV: "" if rate_limit is None else str(rate_limit),
-                       BURST_ENV: "" if rate_burst is None else str(int(rate_burst)), OFFLOAD_ENV: "1" if offload else ""})
+                       BURST_ENV: "" if rate_burst is None else str(int(rate_burst))})
+    if offload:  # else as the environment says (the benchmark compares both)
+        os.environ[OFFLOAD_ENV] = "1"
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")  # a query's products are tiny: threads only wait for a core
     uvicorn.run("abstractor_widgets.service:app_from_env", factory=True, host=host, port=port, workers=workers,

@@ -462,6 +462,14 @@ def test_ready_is_503_until_the_model_is_loaded(synthetic_artifact, monkeypatch)
         assert c.post("/api/v1/analyze", json={"text": TEXT}).status_code == 200
 
 
+def test_wait_for_model_loads_before_the_first_request(synthetic_artifact, tmp_path):
+    with TestClient(create_app(synthetic_artifact, wait_for_model=True)) as c:  # as each `serve` worker
+        assert c.get("/ready").status_code == 200  # no polling: loaded during startup
+    with TestClient(create_app(tmp_path / "missing", wait_for_model=True)) as c:
+        assert "could not be loaded" in is_error(c.get("/ready"), 503)
+        assert c.get("/health").status_code == 200
+
+
 def test_a_broken_artifact_is_never_ready_but_alive(tmp_path):
     with TestClient(create_app(tmp_path / "missing")) as c:
         for _ in range(300):
