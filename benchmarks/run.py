@@ -7,6 +7,8 @@ Sections (see each module's docstring):
 ``training``    LDA training time and coherence, gensim vs peers (benchmarks/training.py)
 ``dashboard``   Voilà kernel memory per session (benchmarks/dashboard.py; skipped if the
                 dashboard, Voilà, Playwright or Chromium is missing)
+``service``     `abstractor serve` under load: requests/s, latency, memory per worker and
+                per visitor vs Voilà (benchmarks/service.py)
 
 Prints Markdown tables and writes ``benchmarks/results/benchmarks.json`` (or
 ``benchmarks-quick.json`` with ``--quick``) plus the same tables as ``.md``. Running some
@@ -37,7 +39,7 @@ if __package__ in (None, ""):  # `python benchmarks/run.py`
 
 from benchmarks.common import DEFAULT_CACHE, RESULTS, load_average, log, machine_info, write_json  # noqa: E402
 
-SECTIONS = ("query", "similarity", "training", "dashboard")
+SECTIONS = ("query", "similarity", "training", "dashboard", "service")
 SCHEMA_VERSION = 1
 
 
@@ -45,7 +47,7 @@ def _module(section: str):
     import importlib
 
     name = {"query": "query_latency", "similarity": "similarity_scale", "training": "training",
-            "dashboard": "dashboard"}[section]
+            "dashboard": "dashboard", "service": "service"}[section]
     return importlib.import_module(f"benchmarks.{name}")
 
 

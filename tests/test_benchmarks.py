@@ -35,7 +35,7 @@ def quick_run(tmp_path_factory, shared_corpus_path):
     out = tmp / "quick.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ABSTRACTOR_CORPUS": str(shared_corpus_path)}
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--only", "query,similarity,training",
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "query,similarity,training,service",
          "--cache", str(tmp / "cache"), "--out", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT,
     )
@@ -48,7 +48,7 @@ def test_quick_mode_writes_well_formed_json(quick_run):
     payload = json.loads(out.read_text(encoding="utf-8"))
     assert payload["schema"] == 1 and payload["quick"] is True
     assert payload["machine"]["cpus"] >= 1 and "python" in payload["machine"]
-    assert set(payload["sections"]) == {"query", "similarity", "training"}
+    assert set(payload["sections"]) == {"query", "similarity", "training", "service"}
     for section in payload["sections"].values():
         assert section["meta"]["seconds"] >= 0 and "load_average_before" in section["meta"]
 
@@ -84,10 +84,20 @@ def test_quick_mode_writes_well_formed_json(quick_run):
     assert [r["n_jobs"] for r in training["preprocessing"]] == [1, 2]
     assert training["builds"] and training["builds"][0]["seconds"] > 0
 
+    service = payload["sections"]["service"]  # `abstractor serve`, 2 workers, under load
+    main = service["two_workers"]["load"]
+    assert main["errors"] == 0 and main["completed"] == service["sizes"]["requests"] and main["requests_per_s"] > 0
+    _percentiles_ok(main["latency_ms"])
+    assert len(service["two_workers"]["memory_idle"]["worker"]) == 2
+    derived = service["derived"]
+    assert all(p > 0 for p in derived["worker_pss_mib"]) and derived["voila_visitors_per_gib"] > 0
+    assert set(derived["goals"]) == {"zero_errors", "at_least_400_requests_per_s", "at_least_50x_voila_visitors_per_gib"}
+
 
 def test_quick_mode_prints_tables_and_writes_markdown(quick_run):
     out, proc = quick_run
     assert "Query latency" in proc.stdout and "Exact top-10" in proc.stdout and "Training" in proc.stdout
+    assert "Service (abstractor serve" in proc.stdout
     markdown = out.with_suffix(".md").read_text(encoding="utf-8")
     assert markdown.count("|---") >= 5
 
