@@ -15,7 +15,6 @@ import gc
 import logging
 import os
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -24,10 +23,10 @@ import numpy as np
 
 from .corpus import Corpus, Document, arxiv_url, load_corpus
 from .index import SimilarityIndex
-from .lexical import LexicalIndex, build_lexical_index, display_term, words_for_update
+from .lexical import LexicalIndex, build_lexical_index, words_for_update
 from .model import Span, TopicModel
-from .ranking import DEFAULT_METHOD, DEFAULT_PARAMS, METHODS, HybridParams, rank, single_threaded_blas
-from .text import MAX_TEXT_CHARS, TextTooLongError, check_text
+from .ranking import DEFAULT_PARAMS, HybridParams, Query, Ranker, single_threaded_blas
+from .text import MAX_TEXT_CHARS, TextTooLongError, check_text  # noqa: F401 (re-exported)
 from .store import (
     ArtifactError,
     DocumentTable,
@@ -158,22 +157,47 @@ class Abstractor:
         if lexical is not None and len(lexical) != len(documents):
             raise ValueError(f"lexical index has {len(lexical)} rows for {len(documents)} documents")
         self.model = model
-        self.index = index
         self.documents = documents
         self.manifest = manifest or {}
         self.path = Path(path) if path is not None else None
-        self.lexical = lexical
-        self.hybrid_params = hybrid_params
+        self.ranker = Ranker(index, lexical, hybrid_params)
+
+    @property
+    def index(self) -> SimilarityIndex:
+        """The topic index (:attr:`ranker`'s)."""
+        return self.ranker.index
+
+    @index.setter
+    def index(self, index: SimilarityIndex) -> None:
+        self.ranker = Ranker(index, self.lexical, self.hybrid_params)
+
+    @property
+    def lexical(self) -> LexicalIndex | None:
+        """The lexical index (:attr:`ranker`'s), ``None`` for a model saved without one."""
+        return self.ranker.lexical
+
+    @lexical.setter
+    def lexical(self, lexical: LexicalIndex | None) -> None:
+        self.ranker = Ranker(self.index, lexical, self.hybrid_params)
+
+    @property
+    def hybrid_params(self) -> HybridParams:
+        """Parameters of the default ranking."""
+        return self.ranker.params
+
+    @hybrid_params.setter
+    def hybrid_params(self, params: HybridParams) -> None:
+        self.ranker = Ranker(self.index, self.lexical, params)
 
     @property
     def default_method(self) -> str:
         """The ranking :meth:`similar` uses when ``method`` is not given."""
-        return DEFAULT_METHOD if self.lexical is not None else "lda"
+        return self.ranker.default_method
 
     @property
     def methods(self) -> tuple[str, ...]:
         """The ranking methods this model supports, :attr:`default_method` first."""
-        return METHODS if self.lexical is not None else ("lda",)
+        return self.ranker.methods
 
     # -- construction ---------------------------------------------------------------
     @classmethod
@@ -344,8 +368,8 @@ class Abstractor:
             save_artifacts(self.path, self.model, self.index, documents, corpus_info=info,
                            extra_manifest={"updates": history}, lexical=self.lexical, keep_labels_on_disk=True)
             reloaded = Abstractor.load(self.path)
-            self.model, self.index, self.documents, self.manifest, self.lexical = (
-                reloaded.model, reloaded.index, reloaded.documents, reloaded.manifest, reloaded.lexical)
+            self.model, self.documents, self.manifest = reloaded.model, reloaded.documents, reloaded.manifest
+            self.ranker = Ranker(reloaded.index, reloaded.lexical, self.hybrid_params)
         return len(fresh)
 
     def reload(self) -> Abstractor:
@@ -412,7 +436,7 @@ class Abstractor:
         """
         if isinstance(text, str) and len(text) <= 64 and text.strip() and text in self.documents:
             return ResultList(self.similar_to(text, n, method=method))
-        self._check_n(n)
+        self.ranker.check_n(n)
         analysis = self.analyze(text, n=n, method=method)
         result = ResultList(analysis.similar)
         result.reason = analysis.reason
@@ -420,31 +444,12 @@ class Abstractor:
 
     def similar_to(self, doc_id: str, n: int = 5, method: str | None = None) -> list[Hit]:
         """The ``n`` papers most similar to an indexed paper (itself excluded); see :meth:`similar`."""
-        method = self._check_method(method)
-        n = self._check_n(n)
+        method = self.ranker.check_method(method)
+        n = self.ranker.check_n(n)
         row = self.documents.position(doc_id)
-        vector = np.asarray(self.model.doc_topics_[row], dtype=np.float32)
-        query_row = self.lexical.row(row) if method != "lda" else None
+        query = self.ranker.query_for_row(row, self.model.doc_topics_[row], method)
         with single_threaded_blas():
-            ranked = rank(method, vector, query_row, self.index, self.lexical, n, (row,), self.hybrid_params)
-            return self._hits(ranked, vector, query_row)
-
-    def _check_method(self, method: str | None) -> str:
-        if method is None:
-            return self.default_method
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, not {method!r}")
-        if method not in self.methods:
-            raise ValueError(f"method {method!r} needs a lexical index, which this model has not "
-                             "(it was saved before lexical indexes existed): retrain it, or use method='lda'")
-        return method
-
-    def _check_n(self, n: int, minimum: int = 1) -> int:
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-            raise TypeError(f"n must be an integer, not {type(n).__name__}")
-        if n < minimum:
-            raise ValueError(f"n must be at least {minimum}, not {n}")
-        return min(int(n), len(self.documents))
+            return self._hits(self.ranker.rank(query, n, method), query)
 
     def analyze(self, text: str, n: int = 5, method: str | None = None) -> Analysis:
         """Spans, topic mixture and ``n`` similar papers of ``text``, from one tokenization
@@ -454,23 +459,20 @@ class Abstractor:
         """
         start = time.perf_counter()
         _check_text(text)
-        n = self._check_n(n, minimum=0)
-        method = self._check_method(method)
+        n = self.ranker.check_n(n, minimum=0)
+        method = self.ranker.check_method(method)
         tokens = self.model.preprocessor_.tokens(text)
         doc, spans, known = self.model.analyze(text, tokens=tokens)
         reason = None
         hits: list[Hit] = []
-        query_row = None
-        if n and method != "lda":
-            query_row = self.lexical.transform_query([t.text for t in tokens])
+        query = self.ranker.query(doc, [t.text for t in tokens] if n else None, method)
         if not text.strip():
             reason = "The text is empty: paste or type an abstract."
-        elif not known and (query_row is None or not query_row.nnz):
+        elif not known and not self.ranker.has_words(query):
             reason = "No topical words: the text has only stopwords, numbers or words this model does not know."
         elif n:
             with single_threaded_blas():
-                ranked = rank(method, doc, query_row, self.index, self.lexical, n, (), self.hybrid_params)
-                hits = self._hits(ranked, doc, query_row)
+                hits = self._hits(self.ranker.rank(query, n, method), query)
         return Analysis(
             spans=spans,
             doc_topics=np.round(doc.astype(np.float64), 5).tolist(),
@@ -479,11 +481,10 @@ class Abstractor:
             elapsed_ms=(time.perf_counter() - start) * 1000,
         )
 
-    def _hits(self, ranked: list[tuple[int, float]], query: np.ndarray, query_row: Any = None) -> list[Hit]:
+    def _hits(self, ranked: list[tuple[int, float]], query: Query) -> list[Hit]:
         rows = [r for r, _ in ranked]
-        terms = ([[] for _ in rows] if query_row is None else
-                 self.lexical.shared_terms_many(query_row, rows, k=SHARED_TERMS))
-        return [self._hit(r, s, query, [display_term(t) for t in shared]) for (r, s), shared in zip(ranked, terms)]
+        terms = self.ranker.explain(query, rows, k=SHARED_TERMS)
+        return [self._hit(r, s, query.topics, shared) for (r, s), shared in zip(ranked, terms)]
 
     def _hit(self, row: int, score: float, query: np.ndarray, shared_terms: list[str]) -> Hit:
         doc = self.documents[row]

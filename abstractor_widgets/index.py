@@ -47,11 +47,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .fileio import ListedFiles
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +120,6 @@ class SimilarityIndex:
     doc_topics : array-like of shape (n_documents, n_topics)
         Topic mixtures (rows are normalised to sum to 1; all-zero rows stay zero and
         never match).
-    ids : sequence of str, optional
-        Document ids, for :meth:`similar_to` and ``exclude_ids``.
     metric : {"hellinger", "cosine"}
     backend : {"auto", "exact", "hnsw"}
         ``"auto"`` builds the HNSW index here when the matrix is large enough (see
@@ -140,7 +140,6 @@ class SimilarityIndex:
     def __init__(
         self,
         doc_topics: np.ndarray,
-        ids: Sequence[str] | None = None,
         metric: str = "hellinger",
         backend: str = "auto",
         ann: dict[str, int] | None = None,
@@ -151,14 +150,12 @@ class SimilarityIndex:
         matrix = np.asarray(doc_topics)
         if matrix.ndim != 2 or matrix.shape[0] == 0 or matrix.shape[1] == 0:
             raise ValueError(f"doc_topics must be a non-empty 2-D matrix, got shape {matrix.shape}")
-        if ids is not None and len(ids) != matrix.shape[0]:
-            raise ValueError(f"{len(ids)} ids for {matrix.shape[0]} documents")
-        self._setup(ids, metric, backend, ann, block_rows)
+        self._setup(metric, backend, ann, block_rows)
         self.vectors_ = np.asfortranarray(self.prepare(matrix, metric))
         if self.wants_ann():
             self.build_ann()
 
-    def _setup(self, ids, metric, backend, ann, block_rows) -> None:
+    def _setup(self, metric, backend, ann, block_rows) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
         unknown = set(ann or {}) - set(ANN_DEFAULTS)
@@ -170,15 +167,12 @@ class SimilarityIndex:
         self.backend = backend
         self.ann_params = {**ANN_DEFAULTS, **(ann or {})}
         self.block_rows = None if block_rows is None else int(block_rows)
-        self.ids = list(ids) if ids is not None else None
-        self._positions = {doc_id: i for i, doc_id in enumerate(self.ids)} if self.ids is not None else None
         self._ann = None
 
     @classmethod
     def from_vectors(
         cls,
         vectors: np.ndarray,
-        ids: Sequence[str] | None,
         metric: str,
         backend: str = "auto",
         ann: dict[str, int] | None = None,
@@ -192,7 +186,7 @@ class SimilarityIndex:
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, not {metric!r}")
         index = cls.__new__(cls)
-        index._setup(ids, metric, backend, ann, block_rows)
+        index._setup(metric, backend, ann, block_rows)
         index.vectors_ = vectors
         return index
 
@@ -252,10 +246,6 @@ class SimilarityIndex:
         logger.info("built an HNSW index over %d documents (M=%d, ef_construction=%d)", len(self), p["M"], p["ef_construction"])
         return self
 
-    def drop_ann(self) -> None:
-        """Forget the HNSW graph (queries use the exact scan)."""
-        self._ann = None
-
     # -- persistence (called by store.py) -----------------------------------------------
     def manifest_entry(self) -> dict[str, Any]:
         """What the artifact manifest records about this index (``manifest["index"]``)."""
@@ -314,7 +304,7 @@ class SimilarityIndex:
         vectors = files.array(VECTORS_FILE, mmap=mmap)
         if vectors.ndim != 2 or vectors.dtype != np.float32:
             raise ValueError(f"{VECTORS_FILE} must be a 2-D float32 array, not {vectors.dtype} {vectors.shape}")
-        index = cls.from_vectors(vectors, ids=None, metric=metric)
+        index = cls.from_vectors(vectors, metric=metric)
         return index.load_extra(files, entry)
 
     def load_extra(self, files: Any, entry: dict[str, Any] | None) -> SimilarityIndex:
@@ -334,6 +324,7 @@ class SimilarityIndex:
         """
         if not entry:
             return self
+        files = files if isinstance(files, ListedFiles) else ListedFiles(files)
         if entry.get("backend") in BACKENDS:
             self.backend = entry["backend"]
         if entry.get("block_rows"):
@@ -361,20 +352,12 @@ class SimilarityIndex:
         return self
 
     # -- updates ----------------------------------------------------------------------
-    def add(self, doc_topics: np.ndarray, ids: Sequence[str] | None = None) -> None:
+    def add(self, doc_topics: np.ndarray) -> None:
         """Append documents (online update); the HNSW graph, if any, grows with them."""
         new = self.prepare(np.atleast_2d(doc_topics), self.metric)
         if new.shape[1] != self.n_topics:
             raise ValueError(f"expected {self.n_topics} topics, got {new.shape[1]}")
-        if (self.ids is None) != (ids is None) or (ids is not None and len(ids) != len(new)):
-            raise ValueError("ids must be given for every added document when the index has ids")
         start = len(self)
-        if ids is not None:
-            clash = [i for i in ids if i in self._positions]
-            if clash:
-                raise ValueError(f"{len(clash)} id(s) already in the index, e.g. {clash[0]!r}")
-            self.ids.extend(ids)
-            self._positions.update({doc_id: start + i for i, doc_id in enumerate(ids)})
         grown = np.vstack([np.asarray(self.vectors_), new])
         self.vectors_ = np.asfortranarray(grown) if self._transposed(np.asarray(self.vectors_)) else grown
         if self._ann is not None:
@@ -383,15 +366,6 @@ class SimilarityIndex:
             self._ann.add_items(new, np.arange(start, len(self)))
         elif self.backend == "auto" and self.wants_ann():
             self.build_ann()
-
-    def position(self, doc_id: str) -> int:
-        """Row of ``doc_id``; ``KeyError`` if it is not indexed."""
-        if self._positions is None:
-            raise KeyError("this index has no ids")
-        try:
-            return self._positions[doc_id]
-        except KeyError:
-            raise KeyError(f"unknown document id {doc_id!r}") from None
 
     # -- scoring ----------------------------------------------------------------------
     def _matrix(self) -> np.ndarray:
@@ -469,13 +443,27 @@ class SimilarityIndex:
     def scores(self, vector: np.ndarray) -> np.ndarray:
         """Similarity of ``vector`` to every document, in [0, 1]."""
         query = self.prepare(np.atleast_2d(vector), self.metric)[0]
-        return self._to_similarity(self._dots(query))
+        return self.similarity(self._dots(query))
 
-    def _to_similarity(self, dots: np.ndarray) -> np.ndarray:
+    def similarity(self, dots: np.ndarray) -> np.ndarray:
+        """Similarity in [0, 1] from inner products of unit rows (Hellinger affinity or cosine)."""
         dots = np.clip(dots, 0.0, 1.0)
         if self.metric == "hellinger":
             return 1.0 - np.sqrt(1.0 - dots)
         return dots
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """The stored unit rows of documents ``rows`` (float32, gathered once per query)."""
+        return np.asarray(self.vectors_[np.asarray(rows, dtype=np.int64)], dtype=np.float32)
+
+    def mixtures(self, stored: np.ndarray) -> np.ndarray:
+        """Topic mixtures (up to scale) of documents, from their stored rows (:meth:`vectors`)."""
+        return stored * stored if self.metric == "hellinger" else stored
+
+    def similarity_to(self, topics: np.ndarray, stored: np.ndarray) -> np.ndarray:
+        """Similarity in [0, 1] of a topic mixture to documents given by their stored rows."""
+        query = self.prepare(np.atleast_2d(np.asarray(topics, dtype=np.float32)), self.metric)[0]
+        return np.asarray(self.similarity(stored @ query), dtype=np.float32)
 
     def exact_top(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-``k`` rows by inner product with a prepared ``query``.
@@ -551,7 +539,6 @@ class SimilarityIndex:
         self,
         vector: np.ndarray,
         n: int = 5,
-        exclude_ids: Iterable[str] = (),
         exclude_rows: Iterable[int] = (),
         exact: bool = False,
     ) -> list[tuple[int, float]]:
@@ -563,10 +550,8 @@ class SimilarityIndex:
             A topic mixture (any non-negative scale).
         n : int
             How many; clamped to ``[0, len(index) - excluded]``.
-        exclude_ids : iterable of str
-            Documents never returned (e.g. the query document itself).
         exclude_rows : iterable of int
-            The same, by row.
+            Rows never returned (e.g. the query document itself).
         exact : bool
             Use the exact scan even when an HNSW graph is available.
 
@@ -584,8 +569,7 @@ class SimilarityIndex:
         if not query.any() or n <= 0:
             return []
         size = len(self)
-        excluded = {self._positions[i] for i in exclude_ids if self._positions and i in self._positions}
-        excluded |= {int(r) for r in exclude_rows if 0 <= int(r) < size}
+        excluded = {int(r) for r in exclude_rows if 0 <= int(r) < size}
         n = min(int(n), size - len(excluded))
         if n <= 0:
             return []
@@ -609,16 +593,8 @@ class SimilarityIndex:
                 keep = ~np.isin(rows, np.fromiter(excluded, dtype=np.int64, count=len(excluded)))
                 rows, dots = rows[keep], dots[keep]
         rows, dots = rows[:n], dots[:n]
-        sims = self._to_similarity(dots)
+        sims = self.similarity(dots)
         return [(int(i), float(s)) for i, s in zip(rows.tolist(), sims.tolist())]
-
-    def similar_to(self, doc_id: str, n: int = 5, include_self: bool = False) -> list[tuple[int, float]]:
-        """Neighbours of an indexed document (itself excluded unless ``include_self``)."""
-        row = self.position(doc_id)
-        vector = np.asarray(self.vectors_[row], dtype=np.float32)
-        if self.metric == "hellinger":
-            vector = vector**2  # back from sqrt(p) to p
-        return self.query(vector, n=n, exclude_ids=() if include_self else (doc_id,))
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

@@ -95,7 +95,7 @@ def convert_pickled_artifact(
         raise ArtifactError(f"{source}: cannot read the pickled artifact ({type(exc).__name__}: {exc})") from exc
     params = {k: v for k, v in manifest["params"].items() if k != "preprocessor"}
     model = TopicModel(**params)._restore(preprocessor, dictionary, lda, manifest["labels"], doc_topics)
-    index = SimilarityIndex.from_vectors(vectors, ids=None, metric=manifest["metric"])
+    index = SimilarityIndex.from_vectors(vectors, metric=manifest["metric"])
     index.load_extra(files, manifest.get("index"))
     extra = {key: manifest[key] for key in ("updates",) if key in manifest}
     extra["converted_from"] = {"format_version": manifest["format_version"], "created": manifest.get("created")}

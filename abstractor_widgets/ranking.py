@@ -20,16 +20,14 @@ A query with no indexed word falls back to the topic ranking; a lexical index wi
 semantic vectors gives the semantic weight to the lexical signal. ``method="lda"`` and
 ``method="lexical"`` rank by one signal only.
 
-Examples
---------
->>> row = lexical.transform_query(model.preprocessor_.words(text))                 # doctest: +SKIP
->>> hybrid_rank(model.document_topics(text), row, index, lexical, n=5)              # doctest: +SKIP
-[(1234, 0.61...), ...]
+Everything goes through one object, :class:`Ranker` (built by the facade from the
+artifact's indexes): ``query`` / ``query_for_row`` build a :class:`Query`, ``rank`` ranks
+it by a method, ``explain`` says which words a hit shares with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +46,7 @@ DEFAULT_METHOD = METHODS[0]  # "hybrid"; Abstractor.methods lists the default fi
 
 @dataclass(frozen=True)
 class HybridParams:
-    """Parameters of :func:`hybrid_rank` (defaults tuned on a dev split, see ``docs/relevance.md``).
+    """Parameters of the hybrid ranking (defaults tuned on a dev split, see ``docs/relevance.md``).
 
     Attributes
     ----------
@@ -98,87 +96,210 @@ class HybridParams:
 DEFAULT_PARAMS = HybridParams()
 
 
-def topic_similarity(query_topics: np.ndarray, index: SimilarityIndex, rows: np.ndarray) -> np.ndarray:
-    """Similarity in [0, 1] of a topic mixture to the documents ``rows`` of ``index`` (its metric)."""
-    rows = np.asarray(rows, dtype=np.int64)
-    if not rows.size:
-        return np.zeros(0, dtype=np.float32)
-    return _topic_similarity(query_topics, index, np.asarray(index.vectors_[rows], dtype=np.float32))
+@dataclass(frozen=True)
+class Query:
+    """What a query is ranked by.
 
-
-def _topic_similarity(query_topics: np.ndarray, index: SimilarityIndex, stored: np.ndarray) -> np.ndarray:
-    """:func:`topic_similarity` against rows already gathered from ``index.vectors_``."""
-    query = index.prepare(np.atleast_2d(np.asarray(query_topics, dtype=np.float32)), index.metric)[0]
-    return np.asarray(index._to_similarity(stored @ query), dtype=np.float32)
-
-
-def _mixtures(index: SimilarityIndex, stored: np.ndarray) -> np.ndarray:
-    """Topic mixtures (up to scale) of documents, from their stored index rows."""
-    return stored * stored if index.metric == "hellinger" else stored
-
-
-def candidate_signals(
-    query_topics: np.ndarray,
-    query_lexical_row: sp.csr_matrix,
-    index: SimilarityIndex,
-    lexical: LexicalIndex,
-    pool: int,
-    exclude_rows: Iterable[int] = (),
-    feedback_docs: int = DEFAULT_PARAMS.feedback_docs,
-) -> dict[str, np.ndarray]:
-    """The candidates of a query and their signals, all in [0, 1].
-
-    Returns
-    -------
-    dict
-        ``rows`` (lexical order), ``lexical``, ``topic`` and ``semantic`` (similarity to
-        the query), ``topic_feedback`` and ``semantic_feedback`` (similarity to the top
-        ``feedback_docs`` candidates' centroid; zeros when ``feedback_docs == 0``).
+    Attributes
+    ----------
+    topics : numpy.ndarray (n_topics,)
+        Its topic mixture (zeros when it has no topical word).
+    lexical_row : scipy.sparse row or None
+        Its BM25 row (:meth:`LexicalIndex.transform_query`, or :meth:`LexicalIndex.row`
+        for an indexed paper); ``None`` when only topics are ranked.
+    exclude_rows : tuple of int
+        Rows never returned (an indexed paper's own row).
     """
-    rows, lex = lexical.top(query_lexical_row, int(pool), exclude_rows=exclude_rows)
-    zeros = np.zeros(len(rows), dtype=np.float32)
-    topics = np.asarray(query_topics, dtype=np.float32)
-    # every candidate's stored rows are gathered once and shared by all the signals
-    stored = np.asarray(index.vectors_[rows], dtype=np.float32)
-    semantic = np.asarray(lexical.vectors_[rows], dtype=np.float32) if lexical.has_semantic else None
-    signals = {"rows": rows, "lexical": lex,
-               "topic": _topic_similarity(topics, index, stored) if topics.any() and len(rows) else zeros,
+
+    topics: np.ndarray
+    lexical_row: sp.csr_matrix | None = None
+    exclude_rows: tuple[int, ...] = ()
+
+
+class Ranker:
+    """The one ranking object: a topic index, a lexical index and the hybrid parameters.
+
+    Parameters
+    ----------
+    index : SimilarityIndex
+        Topic index; row ``i`` is document ``i``.
+    lexical : LexicalIndex, optional
+        BM25 / LSA index of the same documents. Without it only ``"lda"`` is offered.
+    params : HybridParams
+
+    Examples
+    --------
+    >>> ranker = Ranker(index, lexical)                                      # doctest: +SKIP
+    >>> query = ranker.query(topics, words=["graph", "network"])             # doctest: +SKIP
+    >>> ranker.rank(query, 5)                                                # doctest: +SKIP
+    [(1234, 0.61...), ...]
+    >>> ranker.explain(query, [1234])                                        # doctest: +SKIP
+    [['graph', 'network']]
+    """
+
+    def __init__(self, index: SimilarityIndex, lexical: LexicalIndex | None = None, params: HybridParams = DEFAULT_PARAMS) -> None:
+        if lexical is not None and len(index) != len(lexical):
+            raise ValueError(f"the topic index has {len(index)} rows, the lexical index {len(lexical)}")
+        self.index = index
+        self.lexical = lexical
+        self.params = params
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The methods this ranker offers, :attr:`default_method` first."""
+        return METHODS if self.lexical is not None else ("lda",)
+
+    @property
+    def default_method(self) -> str:
+        """``"hybrid"`` with a lexical index, else ``"lda"``."""
+        return self.methods[0]
+
+    # -- validation (once per request) ---------------------------------------------------
+    def check_method(self, method: str | None) -> str:
+        """``method`` (or the default for ``None``) if this ranker offers it, else ``ValueError``."""
+        if method is None:
+            return self.default_method
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+        if method not in self.methods:
+            raise ValueError(f"method {method!r} needs a lexical index, which this model has not: "
+                             "retrain it, or use method='lda'")
+        return method
+
+    def check_n(self, n: object, minimum: int = 1) -> int:
+        """``n`` as an int clamped to the number of documents; ``TypeError`` / ``ValueError`` if invalid."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise TypeError(f"n must be an integer, not {type(n).__name__}")
+        if n < minimum:
+            raise ValueError(f"n must be at least {minimum}, not {n}")
+        return min(int(n), len(self.index))
+
+    # -- queries --------------------------------------------------------------------------
+    def query(self, topics: np.ndarray, words: Sequence[str] | None = None, method: str = "hybrid") -> Query:
+        """The query of a text: its topic mixture and, for the lexical methods, its words' BM25 row."""
+        row = self.lexical.transform_query(list(words)) if (method != "lda" and words is not None and self.lexical is not None) else None
+        return Query(np.asarray(topics, dtype=np.float32), row)
+
+    def query_for_row(self, row: int, topics: np.ndarray, method: str = "hybrid") -> Query:
+        """The query of indexed document ``row`` (its topic mixture ``topics``): its BM25 row,
+        itself excluded."""
+        lexical_row = self.lexical.row(row) if (method != "lda" and self.lexical is not None) else None
+        return Query(np.asarray(topics, dtype=np.float32), lexical_row, (int(row),))
+
+    def has_words(self, query: Query) -> bool:
+        """Whether the query has a word of the lexical index."""
+        return query.lexical_row is not None and bool(query.lexical_row.nnz)
+
+    def rank(self, query: Query, n: int, method: str = "hybrid") -> list[tuple[int, float]]:
+        """The ``n`` best documents for ``query``, best first: ``[(row, score in [0, 1]), ...]``.
+
+        ``n`` and ``method`` are taken as validated (:meth:`check_n`, :meth:`check_method`).
+        Ties go by row. ``"lda"``: topic similarity; ``"lexical"``: BM25 alone;
+        ``"hybrid"``: BM25 candidates re-ranked by all signals (:func:`fuse`), the topic
+        ranking filling up when the candidates are fewer than ``n``.
+        """
+        if n <= 0:
+            return []
+        if method == "lda":
+            return self.index.query(query.topics, n=n, exclude_rows=query.exclude_rows)
+        if query.lexical_row is None or self.lexical is None:
+            raise ValueError(f"method {method!r} needs the query's lexical row and a lexical index")
+        if method == "lexical":
+            rows, scores = self.lexical.top(query.lexical_row, int(n), exclude_rows=query.exclude_rows)
+            return [(int(r), float(s)) for r, s in zip(rows, scores)]
+        return self._hybrid(query, int(n))
+
+    def _hybrid(self, query: Query, n: int) -> list[tuple[int, float]]:
+        params, lexical = self.params, self.lexical
+        excluded = sorted(set(query.exclude_rows))
+        signals = self.signals(query, max(params.pool, n), params.feedback_docs)
+        rows, scores = signals["rows"], fuse(signals, params, lexical.has_semantic)
+        if len(rows) < n and query.topics.any():
+            # not enough lexical matches: the topic ranking fills up (lexical signal 0)
+            seen = set(rows.tolist()) | set(excluded)
+            extra = np.array([r for r, _ in self.index.query(query.topics, n=n + len(seen), exclude_rows=excluded)
+                              if r not in seen][: n - len(rows)], dtype=np.int64)
+            if extra.size:
+                zeros = np.zeros(len(extra), dtype=np.float32)
+                fill = {"lexical": zeros, "topic": self.index.similarity_to(query.topics, self.index.vectors(extra)),
+                        "topic_feedback": zeros, "semantic": zeros, "semantic_feedback": zeros}
+                if lexical.has_semantic:
+                    fill["semantic"] = np.clip(np.asarray(lexical.vectors_[extra], dtype=np.float32)
+                                               @ lexical.embed(query.lexical_row), 0.0, 1.0)
+                rows = np.concatenate([rows, extra])
+                scores = np.concatenate([scores, fuse(fill, params.with_(feedback_docs=0), lexical.has_semantic)])
+        return _ranked(rows, scores, n)
+
+    def signals(self, query: Query, pool: int, feedback_docs: int = DEFAULT_PARAMS.feedback_docs) -> dict[str, np.ndarray]:
+        """The BM25 candidates of a query and their signals, all in [0, 1].
+
+        Returns
+        -------
+        dict
+            ``rows`` (lexical order), ``lexical``, ``topic`` and ``semantic`` (similarity
+            to the query), ``topic_feedback`` and ``semantic_feedback`` (similarity to the
+            top ``feedback_docs`` candidates' centroid; zeros when ``feedback_docs == 0``).
+        """
+        lexical, index = self.lexical, self.index
+        rows, lex = lexical.top(query.lexical_row, int(pool), exclude_rows=query.exclude_rows)
+        zeros = np.zeros(len(rows), dtype=np.float32)
+        # every candidate's stored rows are gathered once and shared by all the signals
+        stored = index.vectors(rows)
+        semantic = np.asarray(lexical.vectors_[rows], dtype=np.float32) if lexical.has_semantic else None
+        out = {"rows": rows, "lexical": lex,
+               "topic": index.similarity_to(query.topics, stored) if query.topics.any() and len(rows) else zeros,
                "semantic": zeros, "topic_feedback": zeros, "semantic_feedback": zeros}
-    if semantic is not None and len(rows):
-        signals["semantic"] = np.clip(semantic @ lexical.embed(query_lexical_row), 0.0, 1.0)
-    signals.update(_feedback(index, stored, semantic, feedback_docs))
-    return signals
-
-
-def feedback_signals(index: SimilarityIndex, lexical: LexicalIndex, rows: np.ndarray, feedback_docs: int) -> dict[str, np.ndarray]:
-    """Similarity of candidates ``rows`` to the centroid of the first ``feedback_docs`` of them.
-
-    Returns ``{"topic_feedback": ..., "semantic_feedback": ...}`` (zeros when there is no
-    feedback or no semantic vectors), each in [0, 1].
-    """
-    rows = np.asarray(rows, dtype=np.int64)
-    stored = np.asarray(index.vectors_[rows], dtype=np.float32)
-    semantic = np.asarray(lexical.vectors_[rows], dtype=np.float32) if lexical.has_semantic else None
-    return _feedback(index, stored, semantic, feedback_docs)
-
-
-def _feedback(index: SimilarityIndex, stored: np.ndarray, semantic: np.ndarray | None, feedback_docs: int) -> dict[str, np.ndarray]:
-    zeros = np.zeros(len(stored), dtype=np.float32)
-    out = {"topic_feedback": zeros, "semantic_feedback": zeros}
-    k = min(int(feedback_docs), len(stored))
-    if not k:
+        if semantic is not None and len(rows):
+            out["semantic"] = np.clip(semantic @ lexical.embed(query.lexical_row), 0.0, 1.0)
+        out.update(self._feedback(stored, semantic, feedback_docs))
         return out
-    out["topic_feedback"] = _topic_similarity(_mixtures(index, stored[:k]).mean(axis=0), index, stored)
-    if semantic is not None:
-        centroid = semantic[:k].mean(axis=0)
-        norm = float(np.linalg.norm(centroid))
-        if norm > 0:
-            out["semantic_feedback"] = np.clip(semantic @ (centroid / norm), 0.0, 1.0)
-    return out
+
+    def feedback(self, rows: np.ndarray, feedback_docs: int) -> dict[str, np.ndarray]:
+        """Similarity of candidates ``rows`` to the centroid of the first ``feedback_docs`` of them.
+
+        Returns ``{"topic_feedback": ..., "semantic_feedback": ...}`` (zeros when there is
+        no feedback or no semantic vectors), each in [0, 1].
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        semantic = np.asarray(self.lexical.vectors_[rows], dtype=np.float32) if self.lexical.has_semantic else None
+        return self._feedback(self.index.vectors(rows), semantic, feedback_docs)
+
+    def _feedback(self, stored: np.ndarray, semantic: np.ndarray | None, feedback_docs: int) -> dict[str, np.ndarray]:
+        zeros = np.zeros(len(stored), dtype=np.float32)
+        out = {"topic_feedback": zeros, "semantic_feedback": zeros}
+        k = min(int(feedback_docs), len(stored))
+        if not k:
+            return out
+        out["topic_feedback"] = self.index.similarity_to(self.index.mixtures(stored[:k]).mean(axis=0), stored)
+        if semantic is not None:
+            centroid = semantic[:k].mean(axis=0)
+            norm = float(np.linalg.norm(centroid))
+            if norm > 0:
+                out["semantic_feedback"] = np.clip(semantic @ (centroid / norm), 0.0, 1.0)
+        return out
+
+    def topic_similarity(self, topics: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Similarity in [0, 1] of a topic mixture to documents ``rows`` (the index's metric)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if not rows.size:
+            return np.zeros(0, dtype=np.float32)
+        return self.index.similarity_to(topics, self.index.vectors(rows))
+
+    def explain(self, query: Query, rows: Sequence[int], k: int = 5) -> list[list[str]]:
+        """Why each of ``rows`` matched: up to ``k`` words it shares with the query, strongest
+        first, as displayed (phrases with spaces); empty lists for a topics-only query."""
+        from .lexical import display_term
+
+        if query.lexical_row is None or self.lexical is None:
+            return [[] for _ in rows]
+        return [[display_term(t) for t in terms] for terms in self.lexical.shared_terms_many(query.lexical_row, list(rows), k=k)]
 
 
 def fuse(signals: dict[str, np.ndarray], params: HybridParams, has_semantic: bool = True) -> np.ndarray:
-    """The hybrid score of candidates from :func:`candidate_signals`; in [0, 1].
+    """The hybrid score of candidates from :meth:`Ranker.signals`; in [0, 1].
 
     Without semantic vectors (``has_semantic=False``) their weight goes to the lexical signal.
     """
@@ -190,106 +311,6 @@ def fuse(signals: dict[str, np.ndarray], params: HybridParams, has_semantic: boo
     if w_sem:
         score = score + w_sem * ((1 - f) * signals["semantic"] + f * signals["semantic_feedback"])
     return np.clip(score.astype(np.float32), 0.0, 1.0)
-
-
-def hybrid_rank(
-    query_topics: np.ndarray,
-    query_lexical_row: sp.csr_matrix,
-    index: SimilarityIndex,
-    lexical: LexicalIndex,
-    n: int,
-    exclude_rows: Iterable[int] = (),
-    params: HybridParams = DEFAULT_PARAMS,
-) -> list[tuple[int, float]]:
-    """The ``n`` best documents for a query by the hybrid score, best first.
-
-    Parameters
-    ----------
-    query_topics : array-like (n_topics,)
-        The query's topic mixture (zeros if it has no topical word).
-    query_lexical_row : scipy.sparse row (1 x lexical.n_terms)
-        From :meth:`LexicalIndex.transform_query` (or :meth:`LexicalIndex.row` for an
-        indexed document).
-    index : SimilarityIndex
-        Topic index; row ``i`` is the same document as row ``i`` of ``lexical``.
-    lexical : LexicalIndex
-    n : int
-        How many; fewer are returned when fewer documents exist.
-    exclude_rows : iterable of int
-        Rows never returned (e.g. the query document itself).
-    params : HybridParams
-
-    Returns
-    -------
-    list of (int, float)
-        ``(row, score)`` with scores in [0, 1], non-increasing (ties by row). When the
-        lexical candidates are fewer than ``n``, the topic ranking fills the rest (their
-        lexical signal is 0). Empty when the query has neither an indexed word nor a topic.
-    """
-    if len(index) != len(lexical):
-        raise ValueError(f"the topic index has {len(index)} rows, the lexical index {len(lexical)}")
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"n must be an integer, not {type(n).__name__}")
-    if n <= 0:
-        return []
-    excluded = sorted({int(r) for r in exclude_rows})
-    signals = candidate_signals(query_topics, query_lexical_row, index, lexical, max(params.pool, int(n)), excluded,
-                                params.feedback_docs)
-    rows, scores = signals["rows"], fuse(signals, params, lexical.has_semantic)
-    if len(rows) < n and np.asarray(query_topics).any():
-        # not enough lexical matches: the topic ranking fills up (lexical signal 0)
-        seen = set(rows.tolist()) | set(excluded)
-        extra = np.array([r for r, _ in index.query(query_topics, n=int(n) + len(seen), exclude_rows=excluded)
-                          if r not in seen][: int(n) - len(rows)], dtype=np.int64)
-        if extra.size:
-            zeros = np.zeros(len(extra), dtype=np.float32)
-            fill = {"lexical": zeros, "topic": topic_similarity(query_topics, index, extra),
-                    "topic_feedback": zeros, "semantic": zeros, "semantic_feedback": zeros}
-            if lexical.has_semantic:
-                fill["semantic"] = np.clip(np.asarray(lexical.vectors_[extra], dtype=np.float32)
-                                           @ lexical.embed(query_lexical_row), 0.0, 1.0)
-            rows = np.concatenate([rows, extra])
-            scores = np.concatenate([scores, fuse(fill, params.with_(feedback_docs=0), lexical.has_semantic)])
-    return _ranked(rows, scores, int(n))
-
-
-def lexical_rank(query_lexical_row: sp.csr_matrix, lexical: LexicalIndex, n: int, exclude_rows: Iterable[int] = ()) -> list[tuple[int, float]]:
-    """The ``n`` best documents by the lexical score alone (``method="lexical"``)."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"n must be an integer, not {type(n).__name__}")
-    if n <= 0:
-        return []
-    rows, scores = lexical.top(query_lexical_row, int(n), exclude_rows=exclude_rows)
-    return [(int(r), float(s)) for r, s in zip(rows, scores)]
-
-
-def rank(
-    method: str,
-    query_topics: np.ndarray,
-    query_lexical_row: sp.csr_matrix | None,
-    index: SimilarityIndex,
-    lexical: LexicalIndex | None,
-    n: int,
-    exclude_rows: Iterable[int] = (),
-    params: HybridParams = DEFAULT_PARAMS,
-) -> list[tuple[int, float]]:
-    """Dispatch on ``method`` (one of :data:`METHODS`); ``"lda"`` needs no lexical index.
-
-    Raises
-    ------
-    ValueError
-        For an unknown method, or a lexical method without a lexical index.
-    """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
-    exclude_rows = list(exclude_rows)
-    if method == "lda":
-        return index.query(query_topics, n=n, exclude_rows=exclude_rows)
-    if lexical is None or query_lexical_row is None:
-        raise ValueError(f"method {method!r} needs a lexical index (this model has none: retrain it, or use method='lda')")
-    if method == "lexical":
-        return lexical_rank(query_lexical_row, lexical, n, exclude_rows)
-    return hybrid_rank(query_topics, query_lexical_row, index, lexical, n, exclude_rows, params)
 
 
 _CONTROLLER: Any = None

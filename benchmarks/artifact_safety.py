@@ -82,7 +82,7 @@ def load_pickled(path: Path, verify: bool = True) -> Any:
     lda = LdaModel.load(str(path / "lda.gensim"), mmap="r")
     params = {k: v for k, v in manifest["params"].items() if k != "preprocessor"}
     model = TopicModel(**params)._restore(preprocessor, dictionary, lda, manifest["labels"], files.array("doc_topics.npy"))
-    index = SimilarityIndex.from_vectors(files.array("vectors.npy"), None, manifest["metric"]).load_extra(files, manifest["index"])
+    index = SimilarityIndex.from_vectors(files.array("vectors.npy"), manifest["metric"]).load_extra(files, manifest["index"])
     lexical = LexicalIndex.load(files) if "lexical.json" in files else None
     ab = Abstractor(model, index, DocumentTable.open(files), manifest=manifest, lexical=lexical)
     ab.analyze("Warming up: neural networks learn representations of images and text.", n=1)

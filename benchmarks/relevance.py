@@ -23,7 +23,7 @@ Methods:
   min-max(topic similarity) (the simple hybrid of the issue);
 * ``lda``: Hellinger similarity of the model's topic mixtures;
 * ``lexical``: :class:`~abstractor_widgets.lexical.LexicalIndex` (the package's words);
-* ``hybrid``: :func:`~abstractor_widgets.ranking.hybrid_rank` (the default of ``similar``);
+* ``hybrid``: :class:`~abstractor_widgets.ranking.Ranker` (the default of ``similar``);
 * ``embeddings`` (with ``--embeddings FILE``): cosine of sentence embeddings computed by
   ``benchmarks/embed.py`` (all-MiniLM-L6-v2, the issue's quality anchor; it needs PyTorch,
   so it runs in its own environment; its query time is the one that script measured).
@@ -50,7 +50,6 @@ import os
 import pickle
 import platform
 import statistics
-import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -61,20 +60,9 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from abstractor_widgets.lexical import LexicalIndex, document_words  # noqa: E402
-from abstractor_widgets.ranking import (  # noqa: E402
-    DEFAULT_PARAMS,
-    HybridParams,
-    candidate_signals,
-    feedback_signals,
-    fuse,
-    hybrid_rank,
-    single_threaded_blas,
-    topic_similarity,
-)
+from abstractor_widgets.lexical import LexicalIndex, document_words
+from abstractor_widgets.ranking import DEFAULT_PARAMS, HybridParams, Query, Ranker, fuse, single_threaded_blas
 
 logger = logging.getLogger("relevance")
 
@@ -385,7 +373,7 @@ class HybridReference(Method):
 
     def _rerank(self, q: int, scores: np.ndarray, topic_query: np.ndarray, k: int) -> list[int]:
         cand = np.array(_top_dense(scores, self.pool, self._exclude_rows(q)))
-        topic = topic_similarity(topic_query, self.lda.index, cand)
+        topic = Ranker(self.lda.index).topic_similarity(topic_query, cand)
         fused = (1 - self.weight) * self._minmax(scores[cand]) + self.weight * self._minmax(topic)
         return cand[np.lexsort((cand, -fused))][:k].tolist()
 
@@ -433,12 +421,12 @@ class HybridMethod(Method):
     def __init__(self, universe: Universe, model: Any, lexical: LexicalIndex, lda: LdaMethod,
                  params: HybridParams = DEFAULT_PARAMS, name: str = "hybrid") -> None:
         self.name, self.universe, self.model, self.lexical, self.lda, self.params = name, universe, model, lexical, lda, params
+        self.ranker = Ranker(lda.index, lexical, params)
 
     def rank(self, queries: Sequence[int], k: int = K) -> dict[int, list[int]]:
         u = self.universe
         return {
-            q: [r for r, _ in hybrid_rank(u.doc_topics[q], self.lexical.row(q), self.lda.index, self.lexical, k,
-                                          exclude_rows=self._exclude_rows(q), params=self.params)]
+            q: [r for r, _ in self.ranker.rank(Query(u.doc_topics[q], self.lexical.row(q), tuple(self._exclude_rows(q))), k)]
             for q in queries
         }
 
@@ -448,8 +436,7 @@ class HybridMethod(Method):
         pre = self.model.preprocessor_
         topics = self.model.document_topics(u.texts[q])
         words = document_words(pre.words(u.titles[q]), pre.words(u.texts[q]), self.lexical.title_weight)
-        hybrid_rank(topics, self.lexical.transform_query(words), self.lda.index, self.lexical, K,
-                    exclude_rows=(q,), params=self.params)
+        self.ranker.rank(Query(topics, self.lexical.transform_query(words), (q,)), K)
         return time.perf_counter() - t
 
 
@@ -612,7 +599,7 @@ def end_to_end(abstractor: Any, lexical: LexicalIndex, texts: Sequence[str], par
 # -- tuning --------------------------------------------------------------------------------
 def tune(universe: Universe, lda: LdaMethod, dev: np.ndarray, dev_minority: np.ndarray,
          grid: dict[str, Sequence[Any]]) -> list[dict[str, Any]]:
-    """Grid search on dev queries with the production code (:func:`candidate_signals`, :func:`fuse`).
+    """Grid search on dev queries with the production code (:meth:`Ranker.signals`, :func:`fuse`).
 
     Signals are computed once per query and lexical setting (largest pool), then fused for
     every setting; a smaller pool is the prefix of the largest one.
@@ -625,9 +612,9 @@ def tune(universe: Universe, lda: LdaMethod, dev: np.ndarray, dev_minority: np.n
     for lex_params in grid["lexical"]:
         t = time.perf_counter()
         lexical = fit_lexical(universe, **lex_params)
-        base = [candidate_signals(universe.doc_topics[q], lexical.row(q), lda.index, lexical, big_pool, (q,), 0)
-                for q in queries.tolist()]
-        signals = {k: [{**sig, **feedback_signals(lda.index, lexical, sig["rows"], k)} for sig in base]
+        ranker = Ranker(lda.index, lexical)
+        base = [ranker.signals(Query(universe.doc_topics[q], lexical.row(q), (q,)), big_pool, 0) for q in queries.tolist()]
+        signals = {k: [{**sig, **ranker.feedback(sig["rows"], k)} for sig in base]
                    for k in grid["feedback_docs"]}
         logger.info("lexical %s: signals in %.1fs", lex_params, time.perf_counter() - t)
         for pool in grid["pool"]:
@@ -663,9 +650,9 @@ def embedding_rerank(universe: Universe, lexical: LexicalIndex, lda: LdaMethod, 
     vectors = embeddings.vectors
     queries = np.concatenate([dev, dev_minority]).astype(np.int64)
     hits = {(source, w): np.empty(len(queries)) for source in ("feedback", "query") for w in (0.0, *weights)}
+    ranker = Ranker(lda.index, lexical)
     for i, q in enumerate(queries.tolist()):
-        pool = hybrid_rank(universe.doc_topics[q], lexical.row(q), lda.index, lexical, DEFAULT_PARAMS.pool,
-                           exclude_rows=(q,))
+        pool = ranker.rank(Query(universe.doc_topics[q], lexical.row(q), (q,)), DEFAULT_PARAMS.pool)
         rows = np.array([r for r, _ in pool], dtype=np.int64)
         score = np.array([s for _, s in pool])
         candidates = vectors[rows]

@@ -275,10 +275,10 @@ def measure(
         row["numpy"] = percentiles(t)
         # the layout SimilarityIndex.storage() saves (column-major), and the row-major one
         XF = np.asfortranarray(X)
-        index = SimilarityIndex.from_vectors(XF, None, "hellinger", backend="exact")
+        index = SimilarityIndex.from_vectors(XF, "hellinger", backend="exact")
         t, found = timed(lambda q: index.exact_top(q, TOP)[0], qs)
         row["blocked"] = percentiles(t)
-        rowmajor = SimilarityIndex.from_vectors(X, None, "hellinger", backend="exact")
+        rowmajor = SimilarityIndex.from_vectors(X, "hellinger", backend="exact")
         t, found_c = timed(lambda q: rowmajor.exact_top(q, TOP)[0], qs)
         row["blocked_rowmajor"] = percentiles(t)
         t, _ = timed(lambda q: index.query(q, n=TOP), qs)
@@ -354,7 +354,7 @@ def block_sweep(X: np.ndarray, queries: np.ndarray, sizes=(4096, 16384, 26214, 6
     qs = [np.ascontiguousarray(q, dtype=np.float32) for q in queries]
     with one_thread():
         for b in sizes:
-            index = SimilarityIndex.from_vectors(X, None, "hellinger", backend="exact", block_rows=b)
+            index = SimilarityIndex.from_vectors(X, "hellinger", backend="exact", block_rows=b)
             t, _ = timed(lambda q: index.exact_top(q, TOP), qs)
             rows.append({"block_rows": b, "block_mb": round(b * X.shape[1] * 4 / 2**20, 2), **percentiles(t)})
     return rows
@@ -393,7 +393,7 @@ def end_to_end(cache: Path, ab, p: np.ndarray, X: np.ndarray, texts: list[str], 
     out = []
     XF = np.asfortranarray(X)  # the layout SimilarityIndex.storage() saves
     for backend in ("exact", "hnsw"):
-        index = SimilarityIndex.from_vectors(XF, None, "hellinger", backend=backend)
+        index = SimilarityIndex.from_vectors(XF, "hellinger", backend=backend)
         if backend == "hnsw":
             if not have("hnswlib"):
                 continue

@@ -19,7 +19,6 @@ import os
 import pickle
 import shutil
 import stat
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,6 @@ from abstractor_widgets.store import (
     DigestMismatchError,
     PickledArtifactError,
     artifact_digest,
-    load_artifacts,
     read_manifest,
     sha256_file,
     verify_artifacts,

@@ -33,7 +33,7 @@ def matrix() -> np.ndarray:
 
 @pytest.fixture(scope="module", params=METRICS)
 def index(request, matrix) -> SimilarityIndex:
-    return SimilarityIndex(matrix, ids=[f"d{i}" for i in range(len(matrix))], metric=request.param)
+    return SimilarityIndex(matrix, metric=request.param)
 
 
 def test_scores_are_in_unit_interval_and_sorted_descending(index, matrix):
@@ -54,16 +54,25 @@ def test_a_document_is_its_own_nearest_neighbour(index, matrix):
         row, score = index.query(matrix[i], n=1)[0]
         assert row == i
         assert score == pytest.approx(1.0, abs=1e-3)
-        top_row, top_score = index.similar_to(f"d{i}", n=3, include_self=True)[0]
-        assert top_row == i and top_score == pytest.approx(1.0, abs=1e-3)
 
 
-def test_similar_to_excludes_itself_by_default(index):
-    hits = index.similar_to("d5", n=10)
+def test_excluding_the_query_row(index, matrix):
+    hits = index.query(matrix[5], n=10, exclude_rows=(5,))
     assert len(hits) == 10
     assert 5 not in [r for r, _ in hits]
-    with pytest.raises(KeyError, match="unknown document id 'nope'"):
-        index.similar_to("nope")
+
+
+def test_public_similarity_helpers_agree_with_the_query(index, matrix):
+    rows = np.array([3, 40, 199])
+    stored = index.vectors(rows)
+    by_query = dict(index.query(matrix[7], n=len(matrix)))
+    np.testing.assert_allclose(index.similarity_to(matrix[7], stored), [by_query[r] for r in rows], atol=1e-5)
+    mixtures = index.mixtures(stored)
+    np.testing.assert_allclose(mixtures / mixtures.sum(axis=1, keepdims=True) if index.metric == "hellinger"
+                               else mixtures, matrix[rows] / (matrix[rows].sum(axis=1, keepdims=True)
+                                                              if index.metric == "hellinger" else
+                                                              np.linalg.norm(matrix[rows], axis=1, keepdims=True)), atol=1e-5)
+    assert index.similarity(np.array([-0.5, 0.0, 1.0, 2.0])).tolist()[::3] == [0.0, 1.0]
 
 
 def test_scaling_the_query_does_not_change_the_result(index, matrix):
@@ -96,10 +105,10 @@ def test_identical_mixture_scores_one_and_disjoint_mixtures_zero():
     assert cosine[2] == pytest.approx(np.sqrt(0.5), abs=1e-5)
 
 
-def test_exclude_ids_and_rows(index, matrix):
+def test_exclude_rows(index, matrix):
     query = matrix[10]
     full = [r for r, _ in index.query(query, n=len(matrix))]
-    hits = index.query(query, n=5, exclude_ids=["d10", f"d{full[1]}", "not-indexed"], exclude_rows=[full[2], 10_000, -1])
+    hits = index.query(query, n=5, exclude_rows=[10, full[1], full[2], 10_000, -1])
     assert [r for r, _ in hits] == [r for r in full if r not in {10, full[1], full[2]}][:5]
 
 
@@ -207,34 +216,25 @@ def test_hnsw_backend_agrees_with_the_exact_scan(matrix):
 
 
 def test_add_appends_documents(matrix):
-    index = SimilarityIndex(matrix[:10], ids=[f"d{i}" for i in range(10)])
-    index.add(matrix[10:12], ids=["new-a", "new-b"])
+    index = SimilarityIndex(matrix[:10])
+    index.add(matrix[10:12])
     assert len(index) == 12
-    assert index.ids[-2:] == ["new-a", "new-b"]
-    assert index.position("new-b") == 11
     row, score = index.query(matrix[11], n=1)[0]
     assert row == 11 and score == pytest.approx(1.0, abs=1e-3)
-    assert index.similar_to("new-a", n=1, include_self=True)[0][0] == 10
-    index.add(matrix[12], ids=["single"])  # one vector is one document
+    assert index.query(matrix[10], n=1)[0][0] == 10
+    index.add(matrix[12])  # one vector is one document
     assert len(index) == 13
 
 
-def test_add_without_ids_and_its_errors(matrix):
+def test_add_errors_leave_the_index_unchanged(matrix):
     index = SimilarityIndex(matrix[:5])
     index.add(matrix[5:8])
     assert len(index) == 8
     with pytest.raises(ValueError, match="expected 8 topics"):
         index.add(np.ones((1, 3), dtype=np.float32))
-    with pytest.raises(ValueError, match="ids must be given"):
-        index.add(matrix[8:9], ids=["x"])
-    with_ids = SimilarityIndex(matrix[:2], ids=["a", "b"])
-    with pytest.raises(ValueError, match="ids must be given"):
-        with_ids.add(matrix[2:4])
-    with pytest.raises(ValueError, match="already in the index"):
-        with_ids.add(matrix[2:3], ids=["a"])
     with pytest.raises(ValueError, match="finite and non-negative"):
-        with_ids.add(np.full((1, 8), np.nan), ids=["c"])
-    assert len(with_ids) == 2
+        index.add(np.full((1, 8), np.nan))
+    assert len(index) == 8
 
 
 @pytest.mark.parametrize("bad", [
@@ -266,8 +266,6 @@ def test_bad_construction_raises():
         SimilarityIndex(np.ones(3))
     with pytest.raises(ValueError, match="non-empty 2-D"):
         SimilarityIndex(np.zeros((0, 4)))
-    with pytest.raises(ValueError, match="2 ids for 3 documents"):
-        SimilarityIndex(np.ones((3, 2)), ids=["a", "b"])
     with pytest.raises(ValueError, match="finite and non-negative"):
         SimilarityIndex(np.array([[0.5, np.nan]]))
     with pytest.raises(ValueError, match="finite and non-negative"):
@@ -281,9 +279,7 @@ def test_vectors_are_unit_norm_and_float32(index, matrix):
 
 
 def test_from_vectors_wraps_without_copying(index):
-    wrapped = SimilarityIndex.from_vectors(index.vectors_, ids=None, metric=index.metric)
+    wrapped = SimilarityIndex.from_vectors(index.vectors_, metric=index.metric)
     assert wrapped.vectors_ is index.vectors_
     query = dirichlet(1, 8, seed=9)[0]
     assert wrapped.query(query, n=5) == index.query(query, n=5)
-    with pytest.raises(KeyError, match="no ids"):
-        wrapped.position("d0")

@@ -58,12 +58,9 @@ def test_blocked_exact_equals_brute_force(n_docs, n_topics, block_rows, n, seed,
     if duplicates and n_docs > 3:  # exact ties must be broken by row, whatever the blocks
         matrix[rng.integers(0, n_docs, size=n_docs // 3)] = matrix[0]
     query = matrix[0] if duplicates else dirichlet(1, n_topics, seed=seed + 1, alpha=alpha)[0]
-    index = SimilarityIndex(matrix, ids=[f"d{i}" for i in range(n_docs)], metric=metric, backend="exact",
-                            block_rows=block_rows)
+    index = SimilarityIndex(matrix, metric=metric, backend="exact", block_rows=block_rows)
     excluded_rows = set(rng.integers(0, n_docs, size=n_excluded).tolist())
-    by_id = {r for r in list(excluded_rows)[::2]}
-    by_row = excluded_rows - by_id
-    hits = index.query(query, n=n, exclude_ids=[f"d{r}" for r in by_id], exclude_rows=by_row)
+    hits = index.query(query, n=n, exclude_rows=list(excluded_rows) + [n_docs + 5, -1])  # out of range: ignored
     reference = brute(index, query, n, excluded_rows)
     assert len(hits) == len(reference) == min(n, n_docs - len(excluded_rows))
     assert not {r for r, _ in hits} & excluded_rows
@@ -127,7 +124,7 @@ def test_auto_switches_to_hnsw_at_the_threshold(monkeypatch):
     assert SimilarityIndex(dirichlet(500, 20), backend="exact").active_backend == "exact"
     assert SimilarityIndex(dirichlet(5, 20), backend="hnsw").active_backend == "hnsw"
     # wrapping saved vectors never builds (a saved graph is loaded with load_extra)
-    assert SimilarityIndex.from_vectors(big.vectors_, None, "hellinger").active_backend == "exact"
+    assert SimilarityIndex.from_vectors(big.vectors_, "hellinger").active_backend == "exact"
     # growing past the threshold builds the graph
     small.add(dirichlet(1, 20, seed=9))
     assert small.active_backend == "hnsw" and small._ann.get_current_count() == 100
@@ -158,7 +155,7 @@ def realish():
 @pytest.fixture(scope="module")
 def ann_index(realish):
     docs, _ = realish
-    return SimilarityIndex(docs, ids=[f"p{i}" for i in range(len(docs))], backend="hnsw")
+    return SimilarityIndex(docs, backend="hnsw")
 
 
 def recall_at_10(index: SimilarityIndex, queries: np.ndarray) -> float:
@@ -190,7 +187,7 @@ def test_hnsw_exclusions_and_fallbacks(ann_index, realish):
     docs, queries = realish
     q = queries[0]
     top = [r for r, _ in ann_index.query(q, n=6)]
-    hits = ann_index.query(q, n=5, exclude_ids=[f"p{top[0]}"], exclude_rows=[top[1]])
+    hits = ann_index.query(q, n=5, exclude_rows=[top[0], top[1]])
     assert [r for r, _ in hits][:4] == top[2:]
     assert not {top[0], top[1]} & {r for r, _ in hits}
     # more than the graph is asked for: the exact scan answers (same as exact=True)
@@ -198,8 +195,8 @@ def test_hnsw_exclusions_and_fallbacks(ann_index, realish):
     assert many == ann_index.query(q, n=index_module.ANN_MAX_K + 1, exact=True)
     assert len(ann_index.query(q, n=len(docs) + 10)) == len(docs)
     # a document's nearest neighbour (itself excluded)
-    assert all(r != 7 for r, _ in ann_index.similar_to("p7", n=5))
-    assert ann_index.similar_to("p7", n=1, include_self=True)[0][0] == 7
+    assert all(r != 7 for r, _ in ann_index.query(docs[7], n=5, exclude_rows=(7,)))
+    assert ann_index.query(docs[7], n=1)[0][0] == 7
 
 
 def test_hnsw_tiny_index_still_answers():
@@ -222,7 +219,7 @@ def test_save_and_load_without_rebuild(ann_index, realish, tmp_path, monkeypatch
 
     monkeypatch.setattr(SimilarityIndex, "build_ann", no_build)
     vectors = np.array(ann_index.vectors_)
-    loaded = SimilarityIndex.from_vectors(vectors, None, "hellinger").load_extra(tmp_path, entry)
+    loaded = SimilarityIndex.from_vectors(vectors, "hellinger").load_extra(tmp_path, entry)
     assert loaded.active_backend == "hnsw" and loaded.backend == "hnsw"
     for q in queries[:30]:
         assert loaded.query(q, n=10) == ann_index.query(q, n=10)
@@ -231,11 +228,11 @@ def test_save_and_load_without_rebuild(ann_index, realish, tmp_path, monkeypatch
 def test_load_extra_checks_the_graph_matches(ann_index, tmp_path):
     ann_index.save_extra(tmp_path)
     entry = ann_index.manifest_entry()
-    fewer = SimilarityIndex.from_vectors(np.array(ann_index.vectors_[:-1]), None, "hellinger")
+    fewer = SimilarityIndex.from_vectors(np.array(ann_index.vectors_[:-1]), "hellinger")
     with pytest.raises(ValueError, match="saved HNSW index has"):
         fewer.load_extra(tmp_path, entry)
     # no entry (an artifact saved before the index had extras) or no graph: exact scan
-    plain = SimilarityIndex.from_vectors(np.array(ann_index.vectors_), None, "hellinger")
+    plain = SimilarityIndex.from_vectors(np.array(ann_index.vectors_), "hellinger")
     assert plain.load_extra(tmp_path, None).active_backend == "exact"
     assert plain.load_extra(tmp_path, {"backend": "exact", "block_rows": None}).active_backend == "exact"
     assert SimilarityIndex(dirichlet(10, 3), backend="exact").save_extra(tmp_path / "nothing") == []
@@ -243,16 +240,16 @@ def test_load_extra_checks_the_graph_matches(ann_index, tmp_path):
 
 def test_add_grows_the_graph_and_survives_a_round_trip(realish, tmp_path):
     docs, queries = realish
-    index = SimilarityIndex(docs[:3000], ids=[f"p{i}" for i in range(3000)], backend="hnsw")
+    index = SimilarityIndex(docs[:3000], backend="hnsw")
     new = clustered(40, 20, seed=77)
-    index.add(new, ids=[f"new{i}" for i in range(40)])
+    index.add(new)
     assert len(index) == 3040 and index._ann.get_current_count() == 3040
     for i in (0, 17, 39):
         row, score = index.query(new[i], n=1)[0]
         assert row == 3000 + i and score == pytest.approx(1.0, abs=1e-3)
     assert recall_at_10(index, queries[:100]) >= 0.95
     index.save_extra(tmp_path)
-    loaded = SimilarityIndex.from_vectors(index.vectors_, None, "hellinger").load_extra(tmp_path, index.manifest_entry())
+    loaded = SimilarityIndex.from_vectors(index.vectors_, "hellinger").load_extra(tmp_path, index.manifest_entry())
     assert loaded.query(new[5], n=3) == index.query(new[5], n=3)
     loaded.add(clustered(5, 20, seed=78))  # a loaded graph grows too
     assert loaded._ann.get_current_count() == 3045
@@ -281,7 +278,7 @@ def test_the_store_round_trip_the_lead_wires(realish, tmp_path, monkeypatch):
     monkeypatch.setattr(SimilarityIndex, "build_ann", lambda *a, **k: pytest.fail("rebuilt"))
     vectors = np.load(tmp_path / "vectors.npy", mmap_mode="r")
     assert isinstance(vectors, np.memmap) and vectors.flags.f_contiguous
-    loaded = SimilarityIndex.from_vectors(vectors, None, "hellinger").load_extra(tmp_path, entry)
+    loaded = SimilarityIndex.from_vectors(vectors, "hellinger").load_extra(tmp_path, entry)
     assert files == [ANN_FILE] and loaded.active_backend == "hnsw"
     for q in queries[:20]:
         assert loaded.query(q, n=5) == index.query(q, n=5)
@@ -291,7 +288,7 @@ def test_the_store_round_trip_the_lead_wires(realish, tmp_path, monkeypatch):
 def test_column_major_and_row_major_storage_agree():
     matrix = dirichlet(3000, 20, seed=4, alpha=0.1)
     column = SimilarityIndex(matrix, backend="exact")
-    row = SimilarityIndex.from_vectors(np.ascontiguousarray(column.vectors_), None, "hellinger", backend="exact")
+    row = SimilarityIndex.from_vectors(np.ascontiguousarray(column.vectors_), "hellinger", backend="exact")
     assert column.vectors_.flags.f_contiguous and row.vectors_.flags.c_contiguous
     for seed in range(10):
         q = dirichlet(1, 20, seed=100 + seed, alpha=0.1)[0]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import sys
 import warnings
 from pathlib import Path
@@ -11,157 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from abstractor_widgets.index import SimilarityIndex
-from abstractor_widgets.lexical import LexicalIndex
-from abstractor_widgets.ranking import (
-    DEFAULT_PARAMS,
-    METHODS,
-    HybridParams,
-    candidate_signals,
-    fuse,
-    hybrid_rank,
-    rank,
-    topic_similarity,
-)
+import benchmarks.relevance as harness
+from abstractor_widgets.ranking import Query, Ranker
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load_harness():
-    spec = importlib.util.spec_from_file_location("relevance_harness", ROOT / "benchmarks" / "relevance.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _load_harness()
-
-
-# -- hybrid ranking ------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def toy():
-    """Six documents: two topics, words that overlap within a topic."""
-    words = [
-        ["graph", "node", "edge", "network"],
-        ["graph", "node", "kernel"],
-        ["graph", "edge", "spectral"],
-        ["image", "pixel", "network"],
-        ["image", "pixel", "segmentation"],
-        ["protein", "cell"],
-    ]
-    topics = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.2, 0.8], [0.1, 0.9], [0.5, 0.5]], dtype=np.float32)
-    lexical = LexicalIndex(min_df=1, max_df=1.0, n_components=3).fit(words)
-    return words, topics, lexical, SimilarityIndex(topics)
-
-
-def test_hybrid_scores_sorted_in_unit_interval(toy):
-    words, topics, lexical, index = toy
-    flat = LexicalIndex(min_df=1, max_df=1.0, n_components=0).fit(words)
-    for params, lex in itertools.product(
-        (DEFAULT_PARAMS, HybridParams(pool=2, topic_weight=0.0, semantic_weight=0.0), HybridParams(topic_weight=1.0, semantic_weight=0.0),
-         HybridParams(semantic_weight=1.0, topic_weight=0.0), HybridParams(feedback_docs=2, feedback_weight=1.0),
-         HybridParams(feedback_docs=0)),
-        (lexical, flat),
-    ):
-        for q in range(len(words)):
-            ranked = hybrid_rank(topics[q], lex.row(q), index, lex, 4, exclude_rows=(q,), params=params)
-            scores = [s for _, s in ranked]
-            assert all(0.0 <= s <= 1.0 for s in scores)
-            assert scores == sorted(scores, reverse=True)
-            assert q not in [r for r, _ in ranked]
-            assert len({r for r, _ in ranked}) == len(ranked) == 4  # topic ranking fills up to n
-
-
-def test_hybrid_combines_signals(toy):
-    words, topics, lexical, index = toy
-    ranked = hybrid_rank(topics[0], lexical.row(0), index, lexical, 2, exclude_rows=(0,))
-    assert {r for r, _ in ranked} == {1, 2}
-    # with only the lexical signal, the score is the lexical score
-    only_lexical = HybridParams(topic_weight=0.0, semantic_weight=0.0)
-    ranked = hybrid_rank(topics[0], lexical.row(0), index, lexical, 1, exclude_rows=(0,), params=only_lexical)
-    assert ranked[0][1] == pytest.approx(float(lexical.scores(lexical.row(0))[ranked[0][0]]), rel=1e-5)
-    # with only the topic signal, the score is the Hellinger similarity
-    only_topic = HybridParams(topic_weight=1.0, semantic_weight=0.0, feedback_docs=0)
-    ranked = hybrid_rank(topics[0], lexical.row(0), index, lexical, 1, exclude_rows=(0,), params=only_topic)
-    expected = index.query(topics[0], n=1, exclude_rows=(0,))[0]
-    assert ranked[0][0] == expected[0] and ranked[0][1] == pytest.approx(expected[1], rel=1e-5)
-    # with only the semantic signal, the score is the cosine of the semantic vectors
-    only_semantic = HybridParams(topic_weight=0.0, semantic_weight=1.0, feedback_docs=0)
-    row, score = hybrid_rank(topics[0], lexical.row(0), index, lexical, 1, exclude_rows=(0,), params=only_semantic)[0]
-    assert score == pytest.approx(max(0.0, float(lexical.vectors_[row] @ lexical.embed(lexical.row(0)))), abs=1e-5)
-
-
-def test_hybrid_fallbacks(toy):
-    words, topics, lexical, index = toy
-    no_words = lexical.transform_query(["unknown"])
-    ranked = hybrid_rank(topics[3], no_words, index, lexical, 3)
-    assert [r for r, _ in ranked] == [r for r, _ in index.query(topics[3], n=3)]  # topics only
-    assert hybrid_rank(np.zeros(2), no_words, index, lexical, 3) == []  # nothing to go on
-    assert hybrid_rank(topics[0], lexical.row(0), index, lexical, 0) == []
-    everything = hybrid_rank(topics[0], lexical.row(0), index, lexical, 100, exclude_rows=(0,))
-    assert len(everything) == len(words) - 1
-    with pytest.raises(ValueError):
-        hybrid_rank(topics[0], lexical.row(0), SimilarityIndex(topics[:3]), lexical, 3)
-    with pytest.raises(TypeError):
-        hybrid_rank(topics[0], lexical.row(0), index, lexical, "3")
-
-
-def test_rank_dispatch(toy):
-    words, topics, lexical, index = toy
-    assert set(METHODS) == {"hybrid", "lexical", "lda"}
-    lda = rank("lda", topics[0], None, index, None, 3, exclude_rows=(0,))
-    assert lda == index.query(topics[0], n=3, exclude_rows=(0,))
-    lex = rank("lexical", topics[0], lexical.row(0), index, lexical, 3, exclude_rows=(0,))
-    assert [r for r, _ in lex] == lexical.top(lexical.row(0), 3, exclude_rows=(0,))[0].tolist()
-    assert rank("hybrid", topics[0], lexical.row(0), index, lexical, 3) == hybrid_rank(topics[0], lexical.row(0), index, lexical, 3)
-    with pytest.raises(ValueError, match="method"):
-        rank("bm25", topics[0], None, index, None, 3)
-    with pytest.raises(ValueError, match="lexical index"):
-        rank("hybrid", topics[0], None, index, None, 3)
-
-
-def test_params_validation_and_fuse():
-    with pytest.raises(ValueError):
-        HybridParams(pool=0)
-    with pytest.raises(ValueError):
-        HybridParams(topic_weight=1.5)
-    with pytest.raises(ValueError):
-        HybridParams(feedback_docs=-1)
-    with pytest.raises(ValueError):
-        HybridParams(feedback_weight=-0.1)
-    with pytest.raises(ValueError):
-        HybridParams(topic_weight=0.6, semantic_weight=0.6)
-    assert HybridParams().with_(pool=7).pool == 7
-    assert set(DEFAULT_PARAMS.to_dict()) == {"pool", "topic_weight", "semantic_weight", "feedback_docs", "feedback_weight"}
-    assert DEFAULT_PARAMS.lexical_weight == pytest.approx(1 - DEFAULT_PARAMS.topic_weight - DEFAULT_PARAMS.semantic_weight)
-    params = HybridParams(topic_weight=0.25, semantic_weight=0.25, feedback_docs=2, feedback_weight=0.5)
-    signals = {"lexical": np.array([1.0, 0.0]), "topic": np.array([0.0, 1.0]), "topic_feedback": np.array([1.0, 1.0]),
-               "semantic": np.array([0.5, 0.0]), "semantic_feedback": np.array([0.5, 1.0])}
-    np.testing.assert_allclose(fuse(signals, params), [0.5 + 0.25 * 0.5 + 0.25 * 0.5, 0.25 + 0.25 * 0.5])
-    # without semantic vectors their weight goes to the lexical signal
-    np.testing.assert_allclose(fuse(signals, params, has_semantic=False), [0.75 + 0.25 * 0.5, 0.25])
-    # no feedback documents: the feedback signals are ignored
-    np.testing.assert_allclose(fuse(signals, params.with_(feedback_docs=0)), [0.5 + 0.125, 0.25])
-
-
-def test_candidate_signals(toy):
-    words, topics, lexical, index = toy
-    sig = candidate_signals(topics[0], lexical.row(0), index, lexical, pool=10, exclude_rows=(0,), feedback_docs=2)
-    rows = sig["rows"]
-    assert 0 not in rows.tolist() and len(rows) == 3  # the documents sharing a word with document 0
-    for name in ("lexical", "topic", "semantic", "topic_feedback", "semantic_feedback"):
-        assert sig[name].shape == rows.shape and np.all((sig[name] >= 0) & (sig[name] <= 1))
-    np.testing.assert_allclose(sig["topic"], index.scores(topics[0])[rows], rtol=1e-5)
-    centroid = topics[rows[:2]].mean(axis=0)
-    np.testing.assert_allclose(sig["topic_feedback"], index.scores(centroid)[rows], rtol=1e-4)
-
-
-def test_topic_similarity_matches_index(toy):
-    _, topics, _, index = toy
-    rows = np.array([1, 4])
-    expected = index.scores(topics[0])[rows]
-    np.testing.assert_allclose(topic_similarity(topics[0], index, rows), expected, rtol=1e-5)
 
 
 # -- harness metrics -----------------------------------------------------------------------
@@ -388,13 +240,14 @@ def test_build_lexical_index_from_model(synthetic_corpus, synthetic_abstractor):
     text = synthetic_corpus[0].text
     query = lexical.transform_query(ab.model.preprocessor_.words(text))
     topics = ab.model.document_topics(text)
-    ranked = hybrid_rank(topics, query, ab.index, lexical, 5)
+    ranker = Ranker(ab.index, lexical)
+    ranked = ranker.rank(Query(topics, query), 5)
     assert ranked[0][0] == 0  # the paper itself comes first for its own abstract
     for row, score in ranked:
         terms = [display_term(t) for t in lexical.shared_terms(query, row, k=5)]
         assert 1 <= len(terms) <= 5 and all("_" not in t for t in terms)
     # similar_to: the indexed paper's own row, itself excluded
-    ranked = rank("hybrid", ab.model.doc_topics_[3], lexical.row(3), ab.index, lexical, 5, exclude_rows=(3,))
+    ranked = ranker.rank(ranker.query_for_row(3, ab.model.doc_topics_[3]), 5, "hybrid")
     assert 3 not in [r for r, _ in ranked] and len(ranked) == 5
     # online update: new documents are appended with the same recipe
     new = words_for_update(ab.model, lexical, ["A robot paper"], ["Robot grasping with a gripper and torque control."])
