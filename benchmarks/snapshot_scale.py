@@ -18,11 +18,8 @@ process (``VmHWM`` of the child, cross-checked by polling its RSS with psutil):
 ``json_loads``
     a plain loop that ``json.loads`` every line and tests its categories: what the reader
     would cost without its raw-bytes pre-filter;
-``proposed``
-    a prototype of the changes proposed for ``corpus.py`` (:func:`proposed_iter`): the
-    category test runs on the ``"categories":"..."`` value sliced out of the raw line, so
-    that archive filters such as ``cs.*`` are pre-filtered too, and kept records are
-    built without ``re.sub``/``strptime`` (see ``docs/snapshot.md``).
+(The reader's raw pre-filter on the ``"categories":"..."`` value, once prototyped here as
+a ``proposed`` case, is part of ``corpus.py`` now: the ``iter`` cases measure it.)
 
 The kept counts are checked against the generator's ground truth
 (``<snapshot>.meta.json``). The table is printed and the results are written as JSON to
@@ -39,16 +36,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
-import zipfile
-from datetime import date
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -65,130 +58,12 @@ CASES = (
     ("corpus", "stat.ML"),
     ("corpus", "cs.LG"),
     ("json_loads", "stat.ML"),
-    ("proposed", "stat.ML"),
-    ("proposed", "cs.LG"),
-    ("proposed", "cs.*"),
 )
 
 
 # --------------------------------------------------------------------------------------
 # the measured work (runs in the child process)
 # --------------------------------------------------------------------------------------
-_CATEGORIES_KEY = b'"categories":"'
-_DATE = re.compile(
-    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
-    r"(\d{4}) (?:[01]\d|2[0-3]):[0-5]\d:(?:[0-5]\d|6[01]) GMT"
-)
-_MONTH = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
-
-
-def raw_categories(raw: bytes) -> str | None:
-    """The ``categories`` value sliced out of a raw compact JSON line, or ``None``.
-
-    A JSON string cannot hold an unescaped ``"``, so in a compact line the bytes
-    ``"categories":"`` can only be a key, and its value ends at the next ``"`` unless it
-    holds an escape. ``None`` (parse the line instead) when the key is absent, appears
-    more than once, is spaced differently or its value holds a backslash.
-    """
-    i = raw.find(_CATEGORIES_KEY)
-    if i < 0 or raw.find(_CATEGORIES_KEY, i + 1) >= 0:
-        return None
-    i += len(_CATEGORIES_KEY)
-    j = raw.find(b'"', i)
-    if j < 0:
-        return None
-    value = raw[i:j]
-    if b"\\" in value:
-        return None
-    return value.decode("utf-8", "replace")
-
-
-def _published_fast(record: dict) -> str:
-    """``_published`` without ``strptime`` for the snapshot's RFC 2822 dates (same result)."""
-    from abstractor_widgets.corpus import _published
-
-    versions = record.get("versions")
-    if isinstance(versions, list) and versions and isinstance(versions[0], dict):
-        created = versions[0].get("created")
-        if isinstance(created, str):
-            m = _DATE.fullmatch(created)
-            if m:
-                day, month, year = int(m.group(1)), _MONTH[m.group(2)], int(m.group(3))
-                try:
-                    return date(year, month, day).isoformat()
-                except ValueError:
-                    pass
-    return _published(record)
-
-
-def _document_fast(record: dict, match) -> object:
-    """``_document_from_record`` with ``" ".join(s.split())`` (same result as the regex) and the
-    category test first: returns ``False`` for a record of other categories, ``None`` for
-    one without id or text, else the Document."""
-    from abstractor_widgets.corpus import _ALIASES, _ARXIV_VERSION, Document
-
-    def first(field: str) -> str:
-        for key in _ALIASES[field]:
-            value = record.get(key)
-            if value is not None:
-                return value if isinstance(value, str) else str(value)
-        return ""
-
-    categories = " ".join(first("categories").split())
-    if not match(categories):
-        return False
-    doc_id = _ARXIV_VERSION.sub("", first("id").strip())
-    text = " ".join(first("text").split())
-    if not doc_id or not text:
-        return None
-    return Document(id=doc_id, title=" ".join(first("title").split()), text=text,
-                    categories=categories, published=_published_fast(record))
-
-
-def proposed_iter(path, categories=None):
-    """Prototype of the changes proposed for ``iter_arxiv_snapshot`` (see docs/snapshot.md).
-
-    * read bytes for every format (``gzip.open(path, "rb")``, the zip member in binary);
-    * pre-filter exact categories on the raw bytes as now, then test the category value
-      sliced out of the raw line (:func:`raw_categories`), which also pre-filters archive
-      filters such as ``cs.*``; lines where that slice is not certain are parsed;
-    * ``raw.isspace()`` instead of ``raw.strip()`` (no copy of every line);
-    * after parsing, test the categories before building the Document;
-    * ``" ".join(s.split())`` instead of ``re.sub(r"\\s+", " ", s).strip()`` and no
-      ``strptime`` for the version date.
-
-    Error handling is the reader's (without the line numbers and the ``skip`` mode,
-    which this prototype does not need).
-    """
-    from abstractor_widgets.corpus import CategoryFilter
-
-    match = CategoryFilter(categories)
-    tokens = None if match.accept_all or match.prefixes else [c.encode() for c in match.exact]
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".gz":
-        handle = gzip.open(path, "rb")
-    elif suffix == ".zip":
-        archive = zipfile.ZipFile(path)
-        handle = archive.open(archive.namelist()[0])
-    else:
-        handle = open(path, "rb")
-    with handle:
-        for raw in handle:
-            if not match.accept_all:
-                if tokens is not None and not any(t in raw for t in tokens):
-                    continue
-                cats = raw_categories(raw)
-                if cats is not None and not match(cats):
-                    continue
-            if raw.isspace():
-                continue
-            record = json.loads(raw)
-            doc = _document_fast(record, match)
-            if doc:
-                yield doc
-
-
 def _status_mb(field: str) -> float:
     """``VmRSS`` (now) or ``VmHWM`` (peak) of this process, in MiB, from /proc/self/status.
 
@@ -229,8 +104,6 @@ def run_child(mode: str, snapshot: str, categories: str) -> dict:
                 record = json.loads(raw)
                 if match(record.get("categories") or ""):
                     kept += 1
-    elif mode == "proposed":
-        kept = sum(1 for _ in proposed_iter(snapshot, cats))
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     seconds = time.perf_counter() - started
