@@ -35,6 +35,9 @@ if TYPE_CHECKING:  # gensim is imported lazily: `import abstractor_widgets` stay
 
 logger = logging.getLogger(__name__)
 
+#: Longest topic label (characters): the one rule for the API, the widget and the artifact.
+MAX_LABEL_CHARS = 80
+
 
 
 class DeterministicInit:
@@ -310,7 +313,7 @@ class TopicModel:
         IndexError
             If ``topic`` is not a topic id.
         TypeError, ValueError
-            If ``label`` is not a non-empty string (at most 80 characters).
+            If ``label`` is not a non-empty string (at most :data:`MAX_LABEL_CHARS` characters).
         """
         self._check_fitted()
         if isinstance(topic, bool) or not isinstance(topic, (int, np.integer)) or not 0 <= topic < self.n_topics:
@@ -318,8 +321,8 @@ class TopicModel:
         if not isinstance(label, str):
             raise TypeError(f"label must be a str, not {type(label).__name__}")
         label = " ".join(label.split())
-        if not label or len(label) > 80:
-            raise ValueError("a topic label must have 1 to 80 characters")
+        if not label or len(label) > MAX_LABEL_CHARS:
+            raise ValueError(f"a topic label must have 1 to {MAX_LABEL_CHARS} characters")
         self.labels_[int(topic)] = label
 
     def coherence(self, measure: str = "c_v", texts: list[list[str]] | None = None, topn: int = 10) -> float:

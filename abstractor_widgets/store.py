@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .corpus import FIELDS, Corpus, Document
+from .model import MAX_LABEL_CHARS
 from .fileio import (  # noqa: F401 (re-exported: the store's writers are the package's)
     ListedFiles,
     UnsafeFileError,
@@ -87,7 +88,6 @@ MANIFEST = "manifest.json"
 DIGEST_ENV_VAR = "ABSTRACTOR_ARTIFACT_SHA256"
 #: Keys of the manifest left out of its digest: what users may edit in place.
 UNPINNED_KEYS = ("labels",)
-MAX_LABEL_CHARS = 80
 
 
 class ArtifactError(RuntimeError):

@@ -29,6 +29,7 @@ import anywidget
 import traitlets as t
 
 from .corpus import arxiv_url
+from .model import MAX_LABEL_CHARS
 from .text import MAX_TEXT_CHARS
 
 if TYPE_CHECKING:
@@ -65,8 +66,6 @@ PALETTE: tuple[str, ...] = (
 PATTERNS: tuple[str, ...] = ("solid", "dashed", "dotted", "double", "wavy")
 
 N_SIMILAR_MIN, N_SIMILAR_MAX = 1, 50
-#: Longest topic label (characters).
-MAX_LABEL_CHARS = 80
 MAX_ID_CHARS = 200
 
 # Characters a topic label may not contain: markup brackets, C0/C1 controls and the
