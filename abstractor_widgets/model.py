@@ -663,7 +663,7 @@ class _ProgressHandler(logging.Handler):
         if match:
             pass_, done, total = (int(g) for g in match.groups())
             self.bar.n = min(self.bar.total, pass_ * total + done)
-            self.bar.set_postfix_str(f"pass {pass_ + 1}")
+            self.bar.set_postfix_str(f"pass {pass_ + 1}", refresh=False)  # one refresh per update
             self.bar.refresh()
 
 

@@ -241,3 +241,16 @@ def test_custom_preprocessor_is_used(synthetic_corpus):
     assert model.preprocessor_ is pre
     assert "tissue" not in model.dictionary_.token2id
     assert "protein" in model.dictionary_.token2id
+
+
+def test_training_progress_prints_each_refresh_once(synthetic_corpus, capsys):
+    """gensim's PROGRESS log lines drive one bar; every update is drawn once, not twice."""
+    import re
+
+    TopicModel(4, passes=2, chunksize=60, random_state=1, no_above=0.9, n_jobs=1, progress=True).fit(synthetic_corpus.texts)
+    err = capsys.readouterr().err
+    frames = [f for f in err.replace("\r", "\n").split("\n") if f.startswith("training LDA")]
+    counts = [re.search(r"\| (\d+)/(\d+) \[", f).groups() for f in frames]
+    unfinished = [done for done, total in counts if done != total and done != "0"]
+    assert len(unfinished) >= 4  # 240 documents in chunks of 60, twice
+    assert len(unfinished) == len(set(unfinished)), f"frames drawn twice: {unfinished}"
