@@ -192,7 +192,7 @@ def serve(
     for key in set(os.environ) - set(env):
         del os.environ[key]
     os.environ.update(env)  # Voilà's kernels inherit it, the preheated ones included
-    print(f"the dashboard: http://{host}:{port}/ (Ctrl+C to stop)", file=sys.stderr, flush=True)
+    print(f"serving {NOTEBOOK} at http://{host}:{port}/ (Ctrl+C to stop)", file=sys.stderr, flush=True)
     Voila.launch_instance(voila_argv(port=port, host=host, extra=voila_args))
     return 0
 
