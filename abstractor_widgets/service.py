@@ -136,19 +136,16 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return JSONResponse({"error": {"status": status, "message": message}}, status_code=status, headers=headers)
 
 
-_HTTP_MESSAGES = {
-    404: "not found",
-    405: "method not allowed",
-}
-
-
 async def _http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 / 405 (unknown path, wrong method, missing file) as JSON errors."""
     assert isinstance(exc, HTTPException)
-    message = _HTTP_MESSAGES.get(exc.status_code, exc.detail if isinstance(exc.detail, str) else "error")
+    path = request.url.path if len(request.url.path) <= 100 else request.url.path[:100] + "..."
     if exc.status_code == 405:
-        message = f"method {request.method} not allowed on {request.url.path}"
+        message = f"method {request.method} not allowed on {path}"
     elif exc.status_code == 404:
-        message = f"not found: {request.url.path}"
+        message = f"not found: {path}"
+    else:
+        message = exc.detail if isinstance(exc.detail, str) else "error"
     return error_response(exc.status_code, message, headers=dict(exc.headers) if exc.headers else None)
 
 

@@ -341,6 +341,7 @@ def test_original_endpoints_refuse_wrong_shapes_with_400(client, path, body):
 
 def test_unknown_paths_and_methods(client):
     assert "/nope" in is_error(client.get("/nope"), 404)
+    assert len(is_error(client.get("/" + "x" * 5000), 404)) < 200  # the path is not echoed whole
     is_error(client.get("/api/v2/analyze"), 404)
     response = client.get("/api/v1/analyze")
     is_error(response, 405)
