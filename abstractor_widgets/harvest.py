@@ -14,6 +14,19 @@ start of the next, honours ``Retry-After`` (seconds or HTTP-date) and retries ti
 connection errors, server errors and malformed or truncated pages with exponential
 backoff, giving up with a :class:`HarvestError` after ``max_retries`` retries.
 
+Safety
+------
+Responses are untrusted input. Every XML document is parsed with ``defusedxml`` and
+any document type declaration is refused (OAI-PMH responses have none): no entity
+expansion ("billion laughs"), no external entities. Bodies are read in chunks with a
+cap on the bytes received (``max_response_bytes``, default 32 MiB) and, for gzip, on
+the bytes decompressed (``max_decompressed_bytes``, default 128 MiB); a response over a
+cap, or a refused document, ends the harvest with a :class:`ResponseTooLargeError` or
+:class:`UnsafeXMLError` (not retried: the server would send the same). A page of arXiv's
+is a few MB. The User-Agent names a contact address when one is given (``contact``,
+``$ABSTRACTOR_HARVEST_CONTACT``, ``abstractor fetch arxiv --contact``), as arXiv asks of
+harvesters.
+
 Resuming
 --------
 Progress is committed after every page to two files next to the output:
@@ -45,7 +58,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import email.utils
-import gzip
 import http.client
 import json
 import logging
@@ -57,7 +69,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import xml.etree.ElementTree as ET
+import xml.etree.ElementTree as ET  # the Element type only: parsing goes through defusedxml
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -65,6 +77,10 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import defusedxml
+import defusedxml.ElementTree
+
+from . import __version__
 from .corpus import CategoryFilter, Corpus, Document
 from .store import atomic_write_path
 
@@ -80,7 +96,16 @@ ARXIV_NS = "http://arxiv.org/OAI/arXiv/"
 METADATA_PREFIX = "arXiv"
 STATE_SUFFIX = ".harvest-state.json"
 RECORDS_SUFFIX = ".harvest-records.jsonl"
-USER_AGENT = "abstractor-widgets-harvester/0.1 (python-urllib; OAI-PMH)"
+USER_AGENT = f"abstractor-widgets-harvester/{__version__} (python-urllib; OAI-PMH)"
+#: Environment variable: the contact address (e-mail or URL) the User-Agent names.
+CONTACT_ENV_VAR = "ABSTRACTOR_HARVEST_CONTACT"
+#: Bytes received per response at most (the body as sent, compressed or not).
+MAX_RESPONSE_BYTES = 32 * 2**20
+#: Bytes of a gzip body after decompression at most.
+MAX_DECOMPRESSED_BYTES = 128 * 2**20
+_CHUNK = 64 * 1024
+_MAX_ERROR_BODY = 1 * 2**20  # an error page's body: enough for an OAI-PMH <error>
+_INFLATE_STEP = 1 * 2**20  # bytes decompressed per step (the cap is checked after each)
 
 _STATE_VERSION = 1
 _MAX_BACKOFF = 300.0  # seconds: cap of the exponential backoff
@@ -122,6 +147,14 @@ class OAIError(HarvestError):
         self.code = code
         self.message = message
         super().__init__(f"OAI-PMH error {code}: {message}" if message else f"OAI-PMH error {code}")
+
+
+class ResponseTooLargeError(HarvestError):
+    """A response body (as received, or decompressed) exceeded its size cap."""
+
+
+class UnsafeXMLError(HarvestError):
+    """A response with a document type declaration, entities or external references."""
 
 
 class _BadResumptionToken(OAIError):
@@ -287,6 +320,40 @@ def _check_date(value: str | None, name: str) -> str | None:
     return value
 
 
+_CONTACT_OK = re.compile(r"^[\x21-\x7e]{3,200}$")  # printable ASCII, no spaces: one header token
+
+
+def user_agent(contact: str | None = None) -> str:
+    """The harvester's User-Agent, naming ``contact`` (or ``$ABSTRACTOR_HARVEST_CONTACT``).
+
+    Parameters
+    ----------
+    contact : str, optional
+        An e-mail address (sent as ``mailto:ADDRESS``) or an ``http(s)`` URL.
+
+    Returns
+    -------
+    str
+        e.g. ``abstractor-widgets-harvester/0.1.0 (python-urllib; OAI-PMH; mailto:me@example.org)``.
+
+    Raises
+    ------
+    ValueError
+        For a contact that is not one printable token (spaces, control characters,
+        parentheses or line breaks would let it forge other headers or fields).
+    """
+    if contact is None:
+        contact = os.environ.get(CONTACT_ENV_VAR, "")
+    contact = contact.strip()
+    if not contact:
+        return USER_AGENT
+    if not _CONTACT_OK.match(contact) or any(c in contact for c in "()\\;,"):
+        raise ValueError(f"contact must be an e-mail address or a URL without spaces, got {contact!r}")
+    if "@" in contact and "://" not in contact and not contact.startswith("mailto:"):
+        contact = f"mailto:{contact}"
+    return f"{USER_AGENT[:-1]}; {contact})"
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     with atomic_write_path(path) as tmp:
         tmp.write_bytes(data)
@@ -326,10 +393,10 @@ class _Throttle:
 
 
 _TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,  # timeouts, connection refused/reset, URLError, BadGzipFile
+    OSError,  # timeouts, connection refused/reset, URLError
     http.client.HTTPException,  # IncompleteRead, RemoteDisconnected, BadStatusLine
     EOFError,  # truncated gzip stream
-    zlib.error,
+    zlib.error,  # a corrupt gzip stream
 )
 
 
@@ -350,8 +417,14 @@ class _Client:
         timeout: float,
         max_retries: int,
         backoff: float,
+        user_agent: str = USER_AGENT,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        max_decompressed_bytes: int = MAX_DECOMPRESSED_BYTES,
     ) -> None:
         self.base_url = base_url
+        self.user_agent = user_agent
+        self.max_response_bytes = max_response_bytes
+        self.max_decompressed_bytes = max_decompressed_bytes
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff
@@ -360,20 +433,21 @@ class _Client:
         self.retries = 0
 
     def _get(self, url: str) -> tuple[int, Any, bytes]:
-        request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"})
+        request = urllib.request.Request(url, headers={"User-Agent": self.user_agent, "Accept-Encoding": "gzip"})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                status, headers, body = response.status, response.headers, response.read()
+                status, headers = response.status, response.headers
+                body = read_capped(response, self.max_response_bytes, url)
         except urllib.error.HTTPError as exc:
             status, headers = exc.code, exc.headers
             try:
-                body = exc.read() or b""
-            except (OSError, http.client.HTTPException):
+                body = read_capped(exc, min(self.max_response_bytes, _MAX_ERROR_BODY), url)
+            except (OSError, http.client.HTTPException, ResponseTooLargeError):
                 body = b""
             finally:
                 exc.close()
         if headers is not None and headers.get("Content-Encoding", "").lower() == "gzip":
-            body = gzip.decompress(body)
+            body = gunzip_capped(body, self.max_decompressed_bytes, url)
         return status, headers, body
 
     def list_records(self, params: dict[str, str], what: str) -> _Page:
@@ -439,9 +513,79 @@ class _Client:
         raise HarvestError(f"HTTP {status} from {url}")
 
 
+def read_capped(response: Any, limit: int, url: str = "") -> bytes:
+    """Read a response body in chunks, refusing more than ``limit`` bytes.
+
+    A ``Content-Length`` above the limit is refused before reading; without one the body
+    is read until the limit is passed, never further.
+
+    Raises
+    ------
+    ResponseTooLargeError
+        Naming the limit.
+    """
+    length = response.headers.get("Content-Length") if getattr(response, "headers", None) is not None else None
+    if length is not None and length.strip().isdigit() and int(length) > limit:
+        raise ResponseTooLargeError(
+            f"{url}: the response is {int(length):,} bytes, over the limit of {limit:,} (max_response_bytes)"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = response.read(min(_CHUNK, limit + 1 - size))
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            raise ResponseTooLargeError(f"{url}: the response is over the limit of {limit:,} bytes (max_response_bytes)")
+        chunks.append(chunk)
+
+
+def gunzip_capped(data: bytes, limit: int, url: str = "") -> bytes:
+    """Decompress a gzip body (all its members), refusing more than ``limit`` bytes of output.
+
+    Raises
+    ------
+    ResponseTooLargeError
+        When the output would exceed ``limit`` (a "gzip bomb"); decompression stops there.
+    EOFError
+        For a truncated stream (retried like a network error).
+    zlib.error
+        For a corrupt stream.
+    """
+    out: list[bytes] = []
+    size = 0
+    while data:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)  # one gzip member
+        pending = data
+        while pending:
+            chunk = inflater.decompress(pending, min(_INFLATE_STEP, limit + 1 - size))
+            size += len(chunk)
+            if size > limit:
+                raise ResponseTooLargeError(
+                    f"{url}: the gzip body decompresses to over {limit:,} bytes (max_decompressed_bytes)"
+                )
+            out.append(chunk)
+            if inflater.eof:
+                break
+            pending = inflater.unconsumed_tail
+            if not chunk and not pending:
+                break
+        if not inflater.eof:
+            raise EOFError("truncated gzip stream")
+        data = inflater.unused_data
+    return b"".join(out)
+
+
 def _parse_xml(body: bytes) -> ET.Element:
+    """Parse an untrusted response: ``defusedxml``, no DTD, no entities, no external references."""
     try:
-        root = ET.fromstring(body)
+        root = defusedxml.ElementTree.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except defusedxml.DefusedXmlException as exc:
+        raise UnsafeXMLError(
+            f"refused a response with a document type declaration or entities ({type(exc).__name__}); "
+            "OAI-PMH responses have none"
+        ) from None
     except ET.ParseError as exc:
         raise _MalformedPage(f"invalid XML: {exc}") from None
     if root.tag != f"{_O}OAI-PMH":
@@ -664,6 +808,9 @@ def harvest_arxiv(
     progress: bool = True,
     restart: bool = False,
     on_page: Callable[[int, int], None] | None = None,
+    contact: str | None = None,
+    max_response_bytes: int = MAX_RESPONSE_BYTES,
+    max_decompressed_bytes: int = MAX_DECOMPRESSED_BYTES,
 ) -> HarvestResult:
     """Harvest arXiv metadata over OAI-PMH into a corpus file, resumably.
 
@@ -707,6 +854,14 @@ def harvest_arxiv(
         resuming it.
     on_page : callable, optional
         Called as ``on_page(pages, n_documents)`` after each page has been committed.
+    contact : str, optional
+        An e-mail address or URL named in the User-Agent, so that the archive can reach
+        whoever runs the harvest (arXiv asks for one); default
+        ``$ABSTRACTOR_HARVEST_CONTACT``.
+    max_response_bytes : int
+        Bytes received per response at most (default 32 MiB).
+    max_decompressed_bytes : int
+        Bytes of a gzip body after decompression at most (default 128 MiB).
 
     Returns
     -------
@@ -721,7 +876,8 @@ def harvest_arxiv(
     HarvestError
         If a request still fails after ``max_retries`` retries, or the state files are
         inconsistent or belong to another harvest. The progress made is kept: rerun the
-        same call to resume.
+        same call to resume. Its subclasses :class:`ResponseTooLargeError` (a body over
+        a cap) and :class:`UnsafeXMLError` (a DTD or entities) are raised at once.
     """
     started = time.monotonic()
     out = Path(out)
@@ -735,6 +891,12 @@ def harvest_arxiv(
         raise ValueError(f"max_records must be >= 1, got {max_records}")
     if urllib.parse.urlsplit(base_url).scheme not in {"http", "https"}:
         raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+    if max_response_bytes < 1 or max_decompressed_bytes < 1:
+        raise ValueError("max_response_bytes and max_decompressed_bytes must be positive")
+    agent = user_agent(contact)
+    if agent == USER_AGENT and "arxiv.org" in urllib.parse.urlsplit(base_url).netloc:
+        logger.warning("no contact address in the User-Agent: arXiv asks harvesters for one "
+                       "(contact=..., --contact or $%s)", CONTACT_ENV_VAR)  # fmt: skip
     from_date = _check_date(from_date, "from_date")
     until = _check_date(until, "until")
     if from_date and until and from_date > until:
@@ -781,6 +943,9 @@ def harvest_arxiv(
         timeout=timeout,
         max_retries=max_retries,
         backoff=delay if backoff is None else backoff,
+        user_agent=agent,
+        max_response_bytes=max_response_bytes,
+        max_decompressed_bytes=max_decompressed_bytes,
     )
     from tqdm.auto import tqdm
 
@@ -881,8 +1046,8 @@ def harvest_arxiv(
         if data["pages"] == 0 and not isinstance(exc, _BadResumptionToken):
             state.remove()  # the query itself is wrong: nothing to resume
         raise
-    except HarvestError as exc:
-        raise HarvestError(f"{exc}. Progress is saved in {state.path}; rerun the same command to resume.") from exc
+    except HarvestError as exc:  # the same class (ResponseTooLargeError, UnsafeXMLError ...), with the way out
+        raise type(exc)(f"{exc}. Progress is saved in {state.path}; rerun the same command to resume.") from exc
     except KeyboardInterrupt:
         logger.warning(
             "interrupted after %d pages; progress is saved in %s, rerun the same command to resume",
@@ -963,6 +1128,12 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     arxiv.add_argument("--timeout", type=float, default=30.0, metavar="S", help="network timeout in seconds (default: 30)")
     arxiv.add_argument("--retries", dest="max_retries", type=int, default=5, metavar="N", help="retries per request (default: 5)")
     arxiv.add_argument("--backoff", type=float, default=None, metavar="S", help="first retry wait (default: --delay)")
+    arxiv.add_argument("--contact", default=None, metavar="EMAIL|URL",
+                       help=f"a contact address for the User-Agent, as arXiv asks (default: ${CONTACT_ENV_VAR})")
+    arxiv.add_argument("--max-response-mib", type=float, default=MAX_RESPONSE_BYTES / 2**20, metavar="MiB",
+                       help=f"largest response accepted (default {MAX_RESPONSE_BYTES // 2**20})")
+    arxiv.add_argument("--max-decompressed-mib", type=float, default=MAX_DECOMPRESSED_BYTES / 2**20, metavar="MiB",
+                       help=f"largest gzip body accepted once decompressed (default {MAX_DECOMPRESSED_BYTES // 2**20})")
     arxiv.add_argument("--restart", action="store_true", help="discard an unfinished harvest into --out instead of resuming it")
     arxiv.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     arxiv.set_defaults(func=run_fetch_arxiv)
@@ -993,6 +1164,9 @@ def run_fetch_arxiv(args: argparse.Namespace) -> int:
             backoff=args.backoff,
             progress=args.progress,
             restart=args.restart,
+            contact=args.contact,
+            max_response_bytes=max(1, int(args.max_response_mib * 2**20)),
+            max_decompressed_bytes=max(1, int(args.max_decompressed_mib * 2**20)),
         )
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)

@@ -9,6 +9,7 @@ every request with its arrival time, and can misbehave on purpose:
 >>> server = OAIServer(entries, page_size=5)                 # doctest: +SKIP
 >>> server.add_fault(1, Fault("503", retry_after="1"))       # page 1 answers 503 once
 >>> server.outage(from_page=2)                               # pages >= 2 fail until recover()
+>>> server.add_fault(0, Fault("gzip_bomb"))                  # hostile bodies, see Fault
 
 Pages are numbered from 0 by their offset in the list they belong to (a list restarted
 with ``from`` after a bad token starts again at page 0).
@@ -22,6 +23,7 @@ import struct
 import threading
 import time
 import urllib.parse
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -93,7 +95,11 @@ class Fault:
         ``"503"`` / ``"500"`` (status, optional ``retry_after`` header), ``"reset"`` (half the
         body then a TCP reset), ``"truncated"`` (200 with half the XML), ``"html"`` (200 with
         an HTML page), ``"slow"`` (sleep ``seconds`` before answering), ``"bad_token"``
-        (``badResumptionToken``), ``"oai_error"`` (``code``/``message``).
+        (``badResumptionToken``), ``"oai_error"`` (``code``/``message``). Hostile
+        bodies: ``"gzip_bomb"`` (about 200 KB of gzip that inflates to ``size`` bytes of
+        zeros, 200 MiB by default), ``"huge"`` (``size`` bytes of XML whitespace, sent
+        without ``Content-Length``), ``"entity_bomb"`` (a "billion laughs" document),
+        ``"xxe"`` (an external entity naming ``/etc/passwd``).
     times:
         How many requests it affects.
     """
@@ -104,6 +110,7 @@ class Fault:
     times: int = 1
     code: str = "badArgument"
     message: str = "injected error"
+    size: int = 200 * 2**20
 
 
 @dataclass
@@ -113,6 +120,7 @@ class LoggedRequest:
     page: int | None
     status: int
     fault: str | None
+    user_agent: str = ""
 
 
 def _envelope(inner: str, params: dict[str, str], base: str) -> str:
@@ -125,6 +133,35 @@ def _envelope(inner: str, params: dict[str, str], base: str) -> str:
         'xsi:schemaLocation="http://www.openarchives.org/OAI/2.0/ http://www.openarchives.org/OAI/2.0/OAI-PMH.xsd">\n'
         f"<responseDate>{now}</responseDate>\n<request{attrs}>{escape(base)}</request>\n{inner}\n</OAI-PMH>\n"
     )
+
+
+_BOMBS: dict[int, bytes] = {}
+
+
+def gzip_bomb(size: int) -> bytes:
+    """A gzip stream of ``size`` zero bytes, compressed in chunks (cached per size)."""
+    if size not in _BOMBS:
+        deflater = zlib.compressobj(4, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        block = bytes(2**20)
+        parts = [deflater.compress(block[: min(len(block), size - done)]) for done in range(0, size, len(block))]
+        parts.append(deflater.flush())
+        _BOMBS[size] = b"".join(parts)
+    return _BOMBS[size]
+
+
+#: Nine levels of ten: 10**9 "lol"s (3 GB) if a parser expanded them.
+ENTITY_BOMB = (
+    '<?xml version="1.0"?>\n<!DOCTYPE OAI-PMH [\n<!ENTITY lol0 "lol">\n'
+    + "".join(f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">\n' for i in range(1, 10))
+    + ']>\n<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/"><responseDate>&lol9;</responseDate></OAI-PMH>\n'
+).encode()
+#: An external entity: a parser that resolved it would put the file into the document.
+XXE = (
+    '<?xml version="1.0"?>\n<!DOCTYPE OAI-PMH [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
+    '<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/"><ListRecords><record><header>'
+    "<identifier>oai:arXiv.org:&xxe;</identifier><datestamp>2024-01-01</datestamp></header></record>"
+    "</ListRecords></OAI-PMH>\n"
+).encode()
 
 
 def _error(code: str, message: str) -> str:
@@ -270,7 +307,8 @@ class OAIServer:
         status = 200
         if fault is not None and fault.kind in {"503", "500"}:
             status = int(fault.kind)
-        self.requests.append(LoggedRequest(arrived, params, page, status, fault.kind if fault else None))
+        agent = handler.headers.get("User-Agent", "")
+        self.requests.append(LoggedRequest(arrived, params, page, status, fault.kind if fault else None, agent))
 
         base = f"http://{handler.server.server_address[0]}:{handler.server.server_address[1]}/oai"
         if fault is not None and fault.kind == "bad_token":
@@ -308,6 +346,20 @@ class OAIServer:
                 self._send(handler, status, b"<html><body>busy</body></html>", "text/html", headers)
             elif fault.kind == "truncated":
                 self._send(handler, 200, data[: len(data) // 2], headers=extra_headers)
+            elif fault.kind == "gzip_bomb":
+                self._send(handler, 200, gzip_bomb(fault.size), headers={"Content-Encoding": "gzip"})
+            elif fault.kind == "entity_bomb":
+                self._send(handler, 200, ENTITY_BOMB)
+            elif fault.kind == "xxe":
+                self._send(handler, 200, XXE)
+            elif fault.kind == "huge":  # HTTP/1.0 without Content-Length: the body ends at close
+                handler.send_response(200)
+                handler.send_header("Content-Type", "text/xml; charset=utf-8")
+                handler.end_headers()
+                block = b" " * 2**20
+                for done in range(0, fault.size, len(block)):
+                    handler.wfile.write(block[: min(len(block), fault.size - done)])
+                handler.close_connection = True
             elif fault.kind == "html":
                 self._send(handler, 200, b"<html><body><h1>Maintenance</h1></body></html>", "text/html")
             elif fault.kind == "slow":

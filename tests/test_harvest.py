@@ -552,3 +552,103 @@ def test_cli_bad_date(server: OAIServer, out: Path, capsys: pytest.CaptureFixtur
 def test_cli_requires_out() -> None:
     with pytest.raises(SystemExit):
         make_parser().parse_args(["fetch", "arxiv"])
+
+
+# -- hostile servers (issue 12, item 6) ------------------------------------------------
+def _fails_fast(server: OAIServer, out: Path, error: type[Exception], match: str, **kwargs) -> HarvestError:
+    start = time.monotonic()
+    with pytest.raises(error, match=match) as raised:
+        run(server, out, **kwargs)
+    assert time.monotonic() - start < 10.0
+    assert len(server.requests) == 1  # not retried: the server would send the same again
+    return raised.value
+
+
+def test_gzip_bomb_ends_with_a_clear_error(out: Path) -> None:
+    """About 200 KB of gzip that inflates to 200 MiB: refused at the decompressed cap."""
+    import tracemalloc
+
+    from oai_server import gzip_bomb
+
+    bomb = gzip_bomb(200 * 2**20)
+    assert len(bomb) < 300_000
+    with OAIServer(make_entries(), page_size=5, gzip=True) as srv:
+        srv.add_fault(0, Fault("gzip_bomb", size=200 * 2**20))
+        tracemalloc.start()
+        try:
+            error = _fails_fast(srv, out, harvest_module.ResponseTooLargeError, "max_decompressed_bytes")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert "decompresses to over 134,217,728 bytes" in str(error)
+    assert peak < harvest_module.MAX_DECOMPRESSED_BYTES + 32 * 2**20  # never the whole 200 MiB in memory
+    assert not out.exists()
+
+
+def test_decompressed_cap_is_configurable(out: Path) -> None:
+    with OAIServer(make_entries(), page_size=5, gzip=True) as srv:
+        srv.add_fault(0, Fault("gzip_bomb", size=4 * 2**20))
+        _fails_fast(srv, out, harvest_module.ResponseTooLargeError, "over 1,048,576 bytes",
+                    max_decompressed_bytes=2**20)  # fmt: skip
+    with OAIServer(make_entries(), page_size=5, gzip=True) as srv:  # a normal gzip page passes a small cap
+        run(srv, out, max_decompressed_bytes=64 * 1024, restart=True)  # another server: a new harvest
+    assert_complete(out)
+
+
+def test_raw_response_cap_stops_reading_a_huge_body(server: OAIServer, out: Path) -> None:
+    """A body with no Content-Length, streamed past the cap: reading stops at the cap."""
+    server.add_fault(0, Fault("huge", size=64 * 2**20))
+    error = _fails_fast(server, out, harvest_module.ResponseTooLargeError, "max_response_bytes",
+                        max_response_bytes=2**20)  # fmt: skip
+    assert "1,048,576" in str(error)
+
+
+def test_xml_entity_bomb_ends_with_a_clear_error(server: OAIServer, out: Path) -> None:
+    server.add_fault(0, Fault("entity_bomb"))
+    error = _fails_fast(server, out, harvest_module.UnsafeXMLError, "document type declaration")
+    assert "lol" not in str(error)
+
+
+def test_external_entity_is_refused_and_never_read(server: OAIServer, out: Path) -> None:
+    server.add_fault(0, Fault("xxe"))
+    error = _fails_fast(server, out, harvest_module.UnsafeXMLError, "document type declaration")
+    assert "root:" not in str(error)
+    assert not out.exists()
+
+
+def test_every_parse_goes_through_defusedxml() -> None:
+    import inspect
+
+    source = inspect.getsource(harvest_module)
+    assert "defusedxml.ElementTree.fromstring(" in source
+    for unsafe in ("ET.fromstring(", "ET.parse(", "ET.XML(", "ET.iterparse(", "minidom", "expat", "sax.parse"):
+        assert unsafe not in source, unsafe
+
+
+def test_user_agent_carries_the_contact(server: OAIServer, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(harvest_module.CONTACT_ENV_VAR, raising=False)
+    run(server, out, contact="curator@example.org")
+    agents = {r.user_agent for r in server.requests}
+    assert agents == {harvest_module.user_agent("curator@example.org")}
+    (agent,) = agents
+    assert agent.startswith("abstractor-widgets-harvester/") and "mailto:curator@example.org" in agent
+
+
+def test_user_agent_contact_from_the_environment_and_the_cli(
+    server: OAIServer, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(harvest_module.CONTACT_ENV_VAR, "https://example.org/contact")
+    run(server, out)
+    assert all("https://example.org/contact" in r.user_agent for r in server.requests)
+    server.requests.clear()
+    out.unlink()
+    assert cli(server, out, "--contact", "ops@example.net") == 0
+    assert server.requests and all("mailto:ops@example.net" in r.user_agent for r in server.requests)
+    monkeypatch.delenv(harvest_module.CONTACT_ENV_VAR)
+    assert harvest_module.user_agent() == harvest_module.USER_AGENT
+
+
+@pytest.mark.parametrize("contact", ["me@example.org\r\nX-Evil: 1", "two words@x.org", "(x)@y.org", "ab"])
+def test_user_agent_refuses_a_contact_that_is_not_one_token(contact: str) -> None:
+    with pytest.raises(ValueError, match="contact"):
+        harvest_module.user_agent(contact)
