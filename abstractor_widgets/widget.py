@@ -324,7 +324,7 @@ class AbstractorWidget(anywidget.AnyWidget):
         except Exception as exc:  # a view never raises: show the problem instead
             logger.exception("AbstractorWidget: analysis failed")
             spans, doc_topics, similar = _plain_spans(text), [], []
-            problem = f"Analysis failed: {_preview(str(exc), 200)}"
+            problem = "The analysis failed; the details are in the server's log."
         with self.hold_sync():
             self.spans, self.doc_topics, self.similar = spans, doc_topics, similar
             self.reason = reason
@@ -439,7 +439,7 @@ class AbstractorWidget(anywidget.AnyWidget):
             self.error = str(exc)
         except Exception as exc:  # never let a browser message raise in the kernel
             logger.exception("AbstractorWidget: message handler failed")
-            self.error = f"Something went wrong: {_preview(str(exc), 200)}"
+            self.error = "Something went wrong; the details are in the server's log."
             self.busy = False
 
     def _handle_message(self, content: Any) -> None:

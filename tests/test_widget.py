@@ -468,3 +468,18 @@ def test_model_without_lexical_index_offers_lda_only(synthetic_corpus, text):
     assert w.methods == ["lda"] and len(w.similar) == 5
     w.set_state({"method": "hybrid"})
     assert w.method == "" and "Ignored an invalid value for 'method'" in w.error
+
+
+def test_unexpected_failures_show_no_exception_text(synthetic_abstractor, monkeypatch):
+    """A visitor sees a short message; the exception (paths, internals) goes to the log only."""
+    widget = AbstractorWidget(synthetic_abstractor)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("/srv/secret/path/model.npy exploded")
+
+    monkeypatch.setattr(synthetic_abstractor, "analyze", broken)
+    widget.text = "robot gripper torque"
+    assert widget.error and "secret" not in widget.error and "exploded" not in widget.error
+    monkeypatch.setattr(widget, "_handle_message", broken)
+    widget._on_custom_msg(widget, {"type": "random"}, [])
+    assert widget.error and "secret" not in widget.error and not widget.busy
