@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .corpus import CORPUS_ENV_VAR, CorpusError
@@ -150,6 +151,124 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_fetch(sub: Any) -> None:
+    """``abstractor fetch arxiv ...``: the OAI-PMH harvester (abstractor_widgets.harvest)."""
+    from .harvest import (
+        ARXIV_MIN_DELAY,
+        CONTACT_ENV_VAR,
+        DEFAULT_BASE_URL,
+        MAX_DECOMPRESSED_BYTES,
+        MAX_RESPONSE_BYTES,
+    )
+
+    fetch = sub.add_parser(
+        "fetch", help="download a corpus", description="Download a corpus of abstracts."
+    )
+    sources = fetch.add_subparsers(dest="fetch_source", metavar="SOURCE", required=True)
+    arxiv = sources.add_parser(
+        "arxiv",
+        help="harvest arXiv metadata over OAI-PMH (resumable)",
+        description=(
+            "Harvest arXiv abstracts over OAI-PMH into a corpus file. Polite (one request every "
+            "--delay seconds, honours Retry-After), retries transient failures, and resumes an "
+            "interrupted harvest when the same command is run again."
+        ),
+    )
+    arxiv.add_argument("--category", default="stat.ML", metavar="CAT", help="category to keep, e.g. stat.ML, 'cs.*', or '*' for the whole --set (default: stat.ML)")
+    arxiv.add_argument("--set", dest="set_spec", default=None, metavar="SET", help="OAI set to request (default: derived from --category)")
+    arxiv.add_argument("--from", dest="from_date", metavar="DATE", default=None, help="first datestamp, YYYY-MM-DD")
+    arxiv.add_argument("--until", metavar="DATE", default=None, help="last datestamp, YYYY-MM-DD")
+    arxiv.add_argument("--max", dest="max_records", metavar="N", type=int, default=None, help="stop after N documents")
+    arxiv.add_argument("--out", required=True, type=Path, metavar="PATH", help="corpus file to write (.parquet)")
+    arxiv.add_argument("--base-url", default=DEFAULT_BASE_URL, metavar="URL", help=f"OAI-PMH endpoint (default: {DEFAULT_BASE_URL})")
+    arxiv.add_argument("--delay", type=float, default=ARXIV_MIN_DELAY, metavar="S", help="seconds between requests (default: 3)")
+    arxiv.add_argument("--timeout", type=float, default=30.0, metavar="S", help="network timeout in seconds (default: 30)")
+    arxiv.add_argument("--retries", dest="max_retries", type=int, default=5, metavar="N", help="retries per request (default: 5)")
+    arxiv.add_argument("--backoff", type=float, default=None, metavar="S", help="first retry wait (default: --delay)")
+    arxiv.add_argument("--contact", default=None, metavar="EMAIL|URL",
+                       help=f"a contact address for the User-Agent, as arXiv asks (default: ${CONTACT_ENV_VAR})")
+    arxiv.add_argument("--max-response-mib", type=float, default=MAX_RESPONSE_BYTES / 2**20, metavar="MiB",
+                       help=f"largest response accepted (default {MAX_RESPONSE_BYTES // 2**20})")
+    arxiv.add_argument("--max-decompressed-mib", type=float, default=MAX_DECOMPRESSED_BYTES / 2**20, metavar="MiB",
+                       help=f"largest gzip body accepted once decompressed (default {MAX_DECOMPRESSED_BYTES // 2**20})")
+    arxiv.add_argument("--restart", action="store_true", help="discard an unfinished harvest into --out instead of resuming it")
+    arxiv.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    arxiv.set_defaults(func=_cmd_fetch_arxiv)
+
+
+def _cmd_fetch_arxiv(args: argparse.Namespace) -> int:
+    """Handle ``fetch arxiv``: harvest, print a summary, return an exit code.
+
+    Returns
+    -------
+    int
+        0 on success (also when no record matched), 1 on errors (a one-line message on
+        stderr), 130 when interrupted.
+    """
+    from .harvest import HarvestError, harvest_arxiv
+
+    try:
+        result = harvest_arxiv(
+            args.out,
+            category=args.category or None,
+            set_spec=args.set_spec,
+            from_date=args.from_date,
+            until=args.until,
+            max_records=args.max_records,
+            base_url=args.base_url,
+            delay=args.delay,
+            timeout=args.timeout,
+            max_retries=args.max_retries,
+            backoff=args.backoff,
+            progress=args.progress,
+            restart=args.restart,
+            contact=args.contact,
+            max_response_bytes=max(1, int(args.max_response_mib * 2**20)),
+            max_decompressed_bytes=max(1, int(args.max_decompressed_mib * 2**20)),
+        )
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except (HarvestError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(result.summary())
+    return 0
+
+
+def _add_dashboard(sub: Any) -> None:
+    """``abstractor dashboard ARTIFACT``: the Voilà dashboard in public mode (abstractor_widgets.voila)."""
+    from .voila import DEFAULT_HOST, DEFAULT_PORT
+
+    parser = sub.add_parser(
+        "dashboard",
+        help="serve the Voilà dashboard of a model (public mode: read-only labels, kernel cap)",
+        description=(
+            "Verify a model's checksums once, then serve the dashboard notebook with Voilà: XSRF checks "
+            "on, at most --max-kernels kernels (one more visitor gets a 'busy, try again' page), idle "
+            "kernels culled after 10 minutes, topic labels read-only unless --edit-labels. Everything after "
+            "--voila goes to Voilà (e.g. --voila --theme=dark)."
+        ),
+    )
+    parser.add_argument("artifact", type=Path, help="the model directory, e.g. artifacts/default")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}; 0.0.0.0 publishes)")
+    parser.add_argument("--max-kernels", type=int, default=None, metavar="N",
+                        help="concurrent kernels at most, preheated ones included (default $ABSTRACTOR_MAX_KERNELS or 20)")
+    parser.add_argument("--edit-labels", action="store_true",
+                        help="let visitors rename topics (saved into the model for everybody)")
+    parser.add_argument("--voila", dest="voila_args", nargs=argparse.REMAINDER, default=[], metavar="ARG",
+                        help="the rest of the line: options for Voilà, e.g. --voila --theme=dark")
+    parser.set_defaults(func=_cmd_dashboard)
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from .voila import serve
+
+    return serve(args.artifact, port=args.port, host=args.host, max_kernels=args.max_kernels,
+                 edit_labels=args.edit_labels, voila_args=list(args.voila_args or []))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``abstractor``."""
     parser = argparse.ArgumentParser(prog="abstractor", description="LDA topics and similar papers for research abstracts.")
@@ -218,22 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--access-log", action="store_true", help="log every request (off: it costs throughput)")
     serve.set_defaults(func=_cmd_serve)
 
-    for name in ("harvest", "voila"):  # fetch; dashboard (abstractor_widgets.voila)
-        module = _optional(name)
-        if module is not None:
-            module.register_cli(sub)
+    _add_fetch(sub)
+    _add_dashboard(sub)
     return parser
-
-
-def _optional(name: str):
-    from importlib import import_module
-
-    try:
-        return import_module(f".{name}", __package__)
-    except ModuleNotFoundError as exc:
-        if exc.name == f"{__package__}.{name}":
-            return None
-        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:

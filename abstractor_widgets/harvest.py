@@ -55,7 +55,6 @@ Examples
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import email.utils
 import http.client
@@ -64,7 +63,6 @@ import logging
 import os
 import re
 import ssl
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -82,7 +80,7 @@ import defusedxml.ElementTree
 
 from . import __version__
 from .corpus import CategoryFilter, Corpus, Document
-from .store import atomic_write_path
+from .fileio import atomic_write_path
 
 logger = logging.getLogger(__name__)
 
@@ -880,51 +878,11 @@ def harvest_arxiv(
         a cap) and :class:`UnsafeXMLError` (a DTD or entities) are raised at once.
     """
     started = time.monotonic()
-    out = Path(out)
-    if delay < 0:
-        raise ValueError(f"delay must be >= 0, got {delay}")
-    if timeout <= 0:
-        raise ValueError(f"timeout must be > 0, got {timeout}")
-    if max_retries < 0:
-        raise ValueError(f"max_retries must be >= 0, got {max_retries}")
-    if max_records is not None and max_records < 1:
-        raise ValueError(f"max_records must be >= 1, got {max_records}")
-    if urllib.parse.urlsplit(base_url).scheme not in {"http", "https"}:
-        raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
-    if max_response_bytes < 1 or max_decompressed_bytes < 1:
-        raise ValueError("max_response_bytes and max_decompressed_bytes must be positive")
-    agent = user_agent(contact)
-    if agent == USER_AGENT and "arxiv.org" in urllib.parse.urlsplit(base_url).netloc:
-        logger.warning("no contact address in the User-Agent: arXiv asks harvesters for one "
-                       "(contact=..., --contact or $%s)", CONTACT_ENV_VAR)  # fmt: skip
-    from_date = _check_date(from_date, "from_date")
-    until = _check_date(until, "until")
-    if from_date and until and from_date > until:
-        raise ValueError(f"from_date {from_date} is after until {until}")
-    match = CategoryFilter(category)
-    if set_spec is None and not match.accept_all:
-        sets = {arxiv_set_for(c) for c in [*match.exact, *(p + "*" for p in match.prefixes)]}
-        if len(sets) > 1:
-            raise ValueError(
-                f"categories {category!r} are in several OAI sets ({', '.join(sorted(sets))}); "
-                "pass set_spec explicitly or harvest them separately"
-            )
-        set_spec = sets.pop()
-    if set_spec is None:
-        logger.warning("no set and no category: harvesting all of arXiv")
-    if delay < ARXIV_MIN_DELAY and "arxiv.org" in urllib.parse.urlsplit(base_url).netloc:
-        logger.warning("delay %.2f s is below arXiv's rule of one request every %.0f s", delay, ARXIV_MIN_DELAY)
-
-    query = {
-        "base_url": base_url,
-        "metadataPrefix": METADATA_PREFIX,
-        "set": set_spec,
-        "category": str(match) if not match.accept_all else None,
-        "from": from_date,
-        "until": until,
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    state, resumed = _open_state(out, query, restart)
+    plan = _plan(out, category=category, set_spec=set_spec, from_date=from_date, until=until, max_records=max_records,
+                 base_url=base_url, delay=delay, timeout=timeout, max_retries=max_retries, contact=contact,
+                 max_response_bytes=max_response_bytes, max_decompressed_bytes=max_decompressed_bytes)
+    plan.out.parent.mkdir(parents=True, exist_ok=True)
+    state, resumed = _open_state(plan.out, plan.query, restart)
     data = state.data
     kept_ids: set[str] = set()
     for record in state.read_records():
@@ -933,109 +891,27 @@ def harvest_arxiv(
         else:
             kept_ids.add(record["id"])
     if resumed:
-        logger.info(
-            "resuming harvest into %s after %d pages (%d documents so far)", out, data["pages"], len(kept_ids)
-        )
-
+        logger.info("resuming harvest into %s after %d pages (%d documents so far)", plan.out, data["pages"], len(kept_ids))
     client = _Client(
-        base_url,
-        delay=delay,
-        timeout=timeout,
-        max_retries=max_retries,
-        backoff=delay if backoff is None else backoff,
-        user_agent=agent,
-        max_response_bytes=max_response_bytes,
-        max_decompressed_bytes=max_decompressed_bytes,
+        base_url, delay=delay, timeout=timeout, max_retries=max_retries, backoff=delay if backoff is None else backoff,
+        user_agent=plan.agent, max_response_bytes=max_response_bytes, max_decompressed_bytes=max_decompressed_bytes,
     )
     from tqdm.auto import tqdm
 
-    bar = tqdm(
-        total=data["complete_list_size"],
-        initial=data["received"],
-        unit="rec",
-        desc=f"arXiv {set_spec or 'all'}",
-        disable=not progress,
-    )
+    bar = tqdm(total=data["complete_list_size"], initial=data["received"], unit="rec",
+               desc=f"arXiv {plan.set_spec or 'all'}", disable=not progress)
     bar.set_postfix(kept=len(kept_ids))
     truncated = False
-    restarts_in_a_row = 0
-    last_restart_from: str | None = "-"  # not a date: the first restart is never "stalled"
+    restarts = _Restarts()
     try:
         while data["next"] is not None:
             if max_records is not None and len(kept_ids) >= max_records:
                 truncated = True
                 break
-            request = data["next"]
-            token = request.get("resumptionToken")
-            what = f"page {data['pages'] + 1}" + (f" (resumptionToken {token})" if token else "")
-            try:
-                page = client.list_records(request, what)
-            except _BadResumptionToken as exc:
-                if token is None:
-                    raise
-                restart_from = from_date
-                if data["latest_datestamp"]:
-                    day = date.fromisoformat(data["latest_datestamp"][:10]) - timedelta(days=1)
-                    restart_from = max(filter(None, [from_date, day.isoformat()]))
-                # restarting is progress only if the list moved on since the last restart
-                stalled = restarts_in_a_row if restart_from == last_restart_from else 0
-                restarts_in_a_row = stalled + 1
-                last_restart_from = restart_from
-                if restarts_in_a_row > max_retries:
-                    raise HarvestError(
-                        f"giving up after {max_retries} restarts from {restart_from or 'the beginning'} without "
-                        f"progress: the server keeps rejecting resumption tokens ({exc})"
-                    ) from None
-                logger.warning(
-                    "%s: %s; restarting the list from %s (duplicates are removed by id)",
-                    what, exc, restart_from or "the beginning",
-                )
-                restarted = {"metadataPrefix": METADATA_PREFIX}
-                if set_spec:
-                    restarted["set"] = set_spec
-                if restart_from:
-                    restarted["from"] = restart_from
-                if until:
-                    restarted["until"] = until
-                data["next"] = restarted
-                data["restarts"] += 1
-                state.commit()
+            page, what = _fetch_page(client, state, plan, restarts)
+            if page is None:  # the list was restarted after an expired resumption token
                 continue
-            lines: list[dict[str, Any]] = []
-            for record in page.records:
-                data["received"] += 1
-                if record["datestamp"] and (data["latest_datestamp"] or "") < record["datestamp"]:
-                    data["latest_datestamp"] = record["datestamp"]
-                if record.get("deleted"):
-                    data["deleted"] += 1
-                    if record["id"] in kept_ids:
-                        lines.append(record)
-                        kept_ids.discard(record["id"])
-                elif record.get("invalid"):
-                    data["skipped"] += 1
-                    logger.warning("record %s has no arXiv metadata; skipped", record["id"])
-                elif not match(record["categories"]):
-                    data["filtered"] += 1
-                elif not record["text"] or not record["id"]:
-                    data["skipped"] += 1
-                    logger.warning("record %s has no abstract; skipped", record["id"] or "<no id>")
-                else:
-                    lines.append(record)
-                    kept_ids.add(record["id"])
-            if page.token is not None and page.token == token:
-                raise HarvestError(f"{what}: the server returned the same resumption token again")
-            # commit: records first (synced), then the state that points past them
-            if lines:
-                data["records_bytes"] = state.append(lines)
-            data["pages"] += 1
-            data["next"] = {"resumptionToken": page.token} if page.token else None
-            if page.complete_list_size is not None and not data["restarts"]:
-                data["complete_list_size"] = page.complete_list_size
-            state.commit()
-            logger.info(
-                "%s: %d records, %d documents so far%s",
-                what, len(page.records), len(kept_ids), "" if page.token else " (end of list)",
-            )
+            _write_batch(state, page, plan.match, kept_ids, what)
             if bar.total is None and data["complete_list_size"] is not None:
                 bar.total = data["complete_list_size"]
             bar.update(len(page.records))
@@ -1056,18 +932,177 @@ def harvest_arxiv(
         raise
     finally:
         bar.close()
+    return _finish(state, plan, client, resumed=resumed, truncated=truncated, elapsed=time.monotonic() - started)
 
+
+@dataclass
+class _Plan:
+    """A validated harvest: where to write, what to ask for, what to keep."""
+
+    out: Path
+    set_spec: str | None
+    from_date: str | None
+    until: str | None
+    max_records: int | None
+    match: CategoryFilter
+    query: dict[str, Any]
+    agent: str
+
+
+def _plan(out: str | os.PathLike[str], *, category: str | None, set_spec: str | None, from_date: str | None,
+          until: str | None, max_records: int | None, base_url: str, delay: float, timeout: float, max_retries: int,
+          contact: str | None, max_response_bytes: int, max_decompressed_bytes: int) -> _Plan:
+    """Step 1: check the arguments, derive the OAI set from the categories, name the query."""
+    if delay < 0:
+        raise ValueError(f"delay must be >= 0, got {delay}")
+    if timeout <= 0:
+        raise ValueError(f"timeout must be > 0, got {timeout}")
+    if max_retries < 0:
+        raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+    if max_records is not None and max_records < 1:
+        raise ValueError(f"max_records must be >= 1, got {max_records}")
+    if urllib.parse.urlsplit(base_url).scheme not in {"http", "https"}:
+        raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+    if max_response_bytes < 1 or max_decompressed_bytes < 1:
+        raise ValueError("max_response_bytes and max_decompressed_bytes must be positive")
+    agent = user_agent(contact)
+    arxiv = "arxiv.org" in urllib.parse.urlsplit(base_url).netloc
+    if agent == USER_AGENT and arxiv:
+        logger.warning("no contact address in the User-Agent: arXiv asks harvesters for one "
+                       "(contact=..., --contact or $%s)", CONTACT_ENV_VAR)  # fmt: skip
+    from_date = _check_date(from_date, "from_date")
+    until = _check_date(until, "until")
+    if from_date and until and from_date > until:
+        raise ValueError(f"from_date {from_date} is after until {until}")
+    match = CategoryFilter(category)
+    if set_spec is None and not match.accept_all:
+        sets = {arxiv_set_for(c) for c in [*match.exact, *(p + "*" for p in match.prefixes)]}
+        if len(sets) > 1:
+            raise ValueError(
+                f"categories {category!r} are in several OAI sets ({', '.join(sorted(sets))}); "
+                "pass set_spec explicitly or harvest them separately"
+            )
+        set_spec = sets.pop()
+    if set_spec is None:
+        logger.warning("no set and no category: harvesting all of arXiv")
+    if delay < ARXIV_MIN_DELAY and arxiv:
+        logger.warning("delay %.2f s is below arXiv's rule of one request every %.0f s", delay, ARXIV_MIN_DELAY)
+    query = {
+        "base_url": base_url,
+        "metadataPrefix": METADATA_PREFIX,
+        "set": set_spec,
+        "category": str(match) if not match.accept_all else None,
+        "from": from_date,
+        "until": until,
+    }
+    return _Plan(Path(out), set_spec, from_date, until, max_records, match, query, agent)
+
+
+@dataclass
+class _Restarts:
+    """Restarts of the list after expired resumption tokens, to tell progress from a loop."""
+
+    in_a_row: int = 0
+    last_from: str | None = "-"  # not a date: the first restart is never "stalled"
+
+
+def _fetch_page(client: _Client, state: _State, plan: _Plan, restarts: _Restarts) -> tuple[_Page | None, str]:
+    """Step 2: request the next page; ``(None, what)`` when an expired resumption token made
+    the list restart (from the day before the latest datestamp seen), already committed."""
+    data = state.data
+    request = data["next"]
+    token = request.get("resumptionToken")
+    what = f"page {data['pages'] + 1}" + (f" (resumptionToken {token})" if token else "")
+    try:
+        return client.list_records(request, what), what
+    except _BadResumptionToken as exc:
+        if token is None:
+            raise
+        restart_from = plan.from_date
+        if data["latest_datestamp"]:
+            day = date.fromisoformat(data["latest_datestamp"][:10]) - timedelta(days=1)
+            restart_from = max(filter(None, [plan.from_date, day.isoformat()]))
+        # restarting is progress only if the list moved on since the last restart
+        stalled = restarts.in_a_row if restart_from == restarts.last_from else 0
+        restarts.in_a_row = stalled + 1
+        restarts.last_from = restart_from
+        if restarts.in_a_row > client.max_retries:
+            raise HarvestError(
+                f"giving up after {client.max_retries} restarts from {restart_from or 'the beginning'} without "
+                f"progress: the server keeps rejecting resumption tokens ({exc})"
+            ) from None
+        logger.warning(
+            "%s: %s; restarting the list from %s (duplicates are removed by id)",
+            what, exc, restart_from or "the beginning",
+        )
+        restarted = {"metadataPrefix": METADATA_PREFIX}
+        if plan.set_spec:
+            restarted["set"] = plan.set_spec
+        if restart_from:
+            restarted["from"] = restart_from
+        if plan.until:
+            restarted["until"] = plan.until
+        data["next"] = restarted
+        data["restarts"] += 1
+        state.commit()
+        return None, what
+
+
+def _write_batch(state: _State, page: _Page, match: CategoryFilter, kept_ids: set[str], what: str) -> None:
+    """Step 3: sort a page's records (kept, deleted, filtered out, skipped) and commit them:
+    the records first (synced), then the state that points past them."""
+    data = state.data
+    token = data["next"].get("resumptionToken")
+    lines: list[dict[str, Any]] = []
+    for record in page.records:
+        data["received"] += 1
+        if record["datestamp"] and (data["latest_datestamp"] or "") < record["datestamp"]:
+            data["latest_datestamp"] = record["datestamp"]
+        if record.get("deleted"):
+            data["deleted"] += 1
+            if record["id"] in kept_ids:
+                lines.append(record)
+                kept_ids.discard(record["id"])
+        elif record.get("invalid"):
+            data["skipped"] += 1
+            logger.warning("record %s has no arXiv metadata; skipped", record["id"])
+        elif not match(record["categories"]):
+            data["filtered"] += 1
+        elif not record["text"] or not record["id"]:
+            data["skipped"] += 1
+            logger.warning("record %s has no abstract; skipped", record["id"] or "<no id>")
+        else:
+            lines.append(record)
+            kept_ids.add(record["id"])
+    if page.token is not None and page.token == token:
+        raise HarvestError(f"{what}: the server returned the same resumption token again")
+    if lines:
+        data["records_bytes"] = state.append(lines)
+    data["pages"] += 1
+    data["next"] = {"resumptionToken": page.token} if page.token else None
+    if page.complete_list_size is not None and not data["restarts"]:
+        data["complete_list_size"] = page.complete_list_size
+    state.commit()
+    logger.info(
+        "%s: %d records, %d documents so far%s",
+        what, len(page.records), len(kept_ids), "" if page.token else " (end of list)",
+    )
+
+
+def _finish(state: _State, plan: _Plan, client: _Client, *, resumed: bool, truncated: bool, elapsed: float) -> HarvestResult:
+    """Step 4: merge the records (duplicates and deletions resolved), write the corpus, drop the state."""
+    data = state.data
     documents, duplicates = _merge(state.read_records())
-    if max_records is not None and len(documents) > max_records:
-        documents = documents[:max_records]
+    if plan.max_records is not None and len(documents) > plan.max_records:
+        documents = documents[: plan.max_records]
         truncated = True
     path: Path | None = None
     if documents:
-        name = f"arXiv OAI-PMH set={set_spec or '*'} category={query['category'] or '*'}"
-        _write_corpus(Corpus.from_documents(documents, name=name), out)
-        path = out
+        name = f"arXiv OAI-PMH set={plan.set_spec or '*'} category={plan.query['category'] or '*'}"
+        _write_corpus(Corpus.from_documents(documents, name=name), plan.out)
+        path = plan.out
     else:
-        logger.warning("no records matched; %s was not written", out)
+        logger.warning("no records matched; %s was not written", plan.out)
     state.remove()
     result = HarvestResult(
         path=path,
@@ -1083,96 +1118,7 @@ def harvest_arxiv(
         restarts=data["restarts"],
         resumed=resumed,
         truncated=truncated,
-        elapsed=time.monotonic() - started,
+        elapsed=elapsed,
     )
     logger.info("%s", result.summary())
     return result
-
-
-# -- command line ----------------------------------------------------------------------
-def register_cli(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``fetch arxiv ...`` to an argparse sub-command collection.
-
-    Parameters
-    ----------
-    subparsers
-        The object returned by ``ArgumentParser.add_subparsers()``.
-
-    Returns
-    -------
-    argparse.ArgumentParser
-        The ``fetch`` parser. The ``arxiv`` sub-command stores its handler as
-        ``func``: call ``args.func(args)``, which returns an exit code.
-    """
-    fetch = subparsers.add_parser(
-        "fetch", help="download a corpus", description="Download a corpus of abstracts."
-    )
-    sources = fetch.add_subparsers(dest="fetch_source", metavar="SOURCE", required=True)
-    arxiv = sources.add_parser(
-        "arxiv",
-        help="harvest arXiv metadata over OAI-PMH (resumable)",
-        description=(
-            "Harvest arXiv abstracts over OAI-PMH into a corpus file. Polite (one request every "
-            "--delay seconds, honours Retry-After), retries transient failures, and resumes an "
-            "interrupted harvest when the same command is run again."
-        ),
-    )
-    arxiv.add_argument("--category", default="stat.ML", metavar="CAT", help="category to keep, e.g. stat.ML, 'cs.*', or '*' for the whole --set (default: stat.ML)")
-    arxiv.add_argument("--set", dest="set_spec", default=None, metavar="SET", help="OAI set to request (default: derived from --category)")
-    arxiv.add_argument("--from", dest="from_date", metavar="DATE", default=None, help="first datestamp, YYYY-MM-DD")
-    arxiv.add_argument("--until", metavar="DATE", default=None, help="last datestamp, YYYY-MM-DD")
-    arxiv.add_argument("--max", dest="max_records", metavar="N", type=int, default=None, help="stop after N documents")
-    arxiv.add_argument("--out", required=True, type=Path, metavar="PATH", help="corpus file to write (.parquet)")
-    arxiv.add_argument("--base-url", default=DEFAULT_BASE_URL, metavar="URL", help=f"OAI-PMH endpoint (default: {DEFAULT_BASE_URL})")
-    arxiv.add_argument("--delay", type=float, default=ARXIV_MIN_DELAY, metavar="S", help="seconds between requests (default: 3)")
-    arxiv.add_argument("--timeout", type=float, default=30.0, metavar="S", help="network timeout in seconds (default: 30)")
-    arxiv.add_argument("--retries", dest="max_retries", type=int, default=5, metavar="N", help="retries per request (default: 5)")
-    arxiv.add_argument("--backoff", type=float, default=None, metavar="S", help="first retry wait (default: --delay)")
-    arxiv.add_argument("--contact", default=None, metavar="EMAIL|URL",
-                       help=f"a contact address for the User-Agent, as arXiv asks (default: ${CONTACT_ENV_VAR})")
-    arxiv.add_argument("--max-response-mib", type=float, default=MAX_RESPONSE_BYTES / 2**20, metavar="MiB",
-                       help=f"largest response accepted (default {MAX_RESPONSE_BYTES // 2**20})")
-    arxiv.add_argument("--max-decompressed-mib", type=float, default=MAX_DECOMPRESSED_BYTES / 2**20, metavar="MiB",
-                       help=f"largest gzip body accepted once decompressed (default {MAX_DECOMPRESSED_BYTES // 2**20})")
-    arxiv.add_argument("--restart", action="store_true", help="discard an unfinished harvest into --out instead of resuming it")
-    arxiv.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    arxiv.set_defaults(func=run_fetch_arxiv)
-    return fetch
-
-
-def run_fetch_arxiv(args: argparse.Namespace) -> int:
-    """Handle ``fetch arxiv``: harvest, print a summary, return an exit code.
-
-    Returns
-    -------
-    int
-        0 on success (also when no record matched), 1 on errors (a one-line message on
-        stderr), 130 when interrupted.
-    """
-    try:
-        result = harvest_arxiv(
-            args.out,
-            category=args.category or None,
-            set_spec=args.set_spec,
-            from_date=args.from_date,
-            until=args.until,
-            max_records=args.max_records,
-            base_url=args.base_url,
-            delay=args.delay,
-            timeout=args.timeout,
-            max_retries=args.max_retries,
-            backoff=args.backoff,
-            progress=args.progress,
-            restart=args.restart,
-            contact=args.contact,
-            max_response_bytes=max(1, int(args.max_response_mib * 2**20)),
-            max_decompressed_bytes=max(1, int(args.max_decompressed_mib * 2**20)),
-        )
-    except KeyboardInterrupt:
-        print("interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
-    except (HarvestError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(result.summary())
-    return 0

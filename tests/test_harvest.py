@@ -21,7 +21,6 @@ from abstractor_widgets.harvest import (
     arxiv_set_for,
     harvest_arxiv,
     parse_retry_after,
-    register_cli,
     state_paths,
 )
 
@@ -514,9 +513,9 @@ def test_default_endpoint_is_arxivs_current_one() -> None:
 
 # -- command line ----------------------------------------------------------------------
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="abstractor")
-    register_cli(parser.add_subparsers(dest="command", required=True))
-    return parser
+    from abstractor_widgets.cli import build_parser
+
+    return build_parser()
 
 
 def cli(server: OAIServer, out: Path, *extra: str) -> int:

@@ -28,20 +28,18 @@ Examples
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "PACKAGE_DIR", "NOTEBOOK", "CONFIG_DIR", "SHARE_DIR", "TEMPLATE",
-    "voila_argv", "dashboard_environment", "verify_once", "serve", "register_cli",
+    "voila_argv", "dashboard_environment", "verify_once", "serve",
 ]  # fmt: skip
 
 #: This directory: the dashboard's package data.
@@ -195,40 +193,3 @@ def serve(
     print(f"serving {NOTEBOOK} at http://{host}:{port}/ (Ctrl+C to stop)", file=sys.stderr, flush=True)
     Voila.launch_instance(voila_argv(port=port, host=host, extra=voila_args))
     return 0
-
-
-def register_cli(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``dashboard`` to the ``abstractor`` command's sub-commands."""
-    parser = subparsers.add_parser(
-        "dashboard",
-        help="serve the Voilà dashboard of a model (public mode: read-only labels, kernel cap)",
-        description=(
-            "Verify a model's checksums once, then serve the dashboard notebook with Voilà: XSRF checks "
-            "on, at most --max-kernels kernels (one more visitor gets a 'busy, try again' page), idle "
-            "kernels culled after 10 minutes, topic labels read-only unless --edit-labels. Everything after "
-            "--voila goes to Voilà (e.g. --voila --theme=dark)."
-        ),
-    )
-    parser.add_argument("artifact", type=Path, help="the model directory, e.g. artifacts/default")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}; 0.0.0.0 publishes)")
-    parser.add_argument("--max-kernels", type=int, default=None, metavar="N",
-                        help="concurrent kernels at most, preheated ones included (default $ABSTRACTOR_MAX_KERNELS or 20)")  # fmt: skip
-    parser.add_argument("--edit-labels", action="store_true",
-                        help="let visitors rename topics (saved into the model for everybody)")  # fmt: skip
-    parser.add_argument("--voila", dest="voila_args", nargs=argparse.REMAINDER, default=[], metavar="ARG",
-                        help="the rest of the line: options for Voilà, e.g. --voila --theme=dark")  # fmt: skip
-    parser.set_defaults(func=_run)
-    return parser
-
-
-def _run(args: argparse.Namespace) -> int:
-    extra = list(args.voila_args or [])
-    return serve(
-        args.artifact,
-        port=args.port,
-        host=args.host,
-        max_kernels=args.max_kernels,
-        edit_labels=args.edit_labels,
-        voila_args=extra,
-    )
