@@ -56,9 +56,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import dashboard_browser as db  # noqa: E402  (the Chromium helpers shared with tests/browser)
+from benchmarks import dashboard_browser as db  # the Chromium helpers shared with tests/browser
 
 RESULTS = ROOT / "benchmarks" / "results"
 FALLBACK_DIR = Path("/tmp/abstractor-web-bench")

@@ -41,8 +41,8 @@ from abstractor_widgets.voila.server import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import dashboard_browser as db  # noqa: E402 - the server helpers shared with the browser tests
+
+from benchmarks import dashboard_browser as db  # the server helpers shared with the browser tests
 
 KERNEL_ID = re.compile(r'"kernelId":\s*"([0-9a-f-]{36})"')
 

@@ -27,8 +27,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import dashboard_browser as db  # noqa: E402 - the server helpers shared with the browser tests
+
+from benchmarks import dashboard_browser as db  # the server helpers shared with the browser tests
 
 pytestmark = pytest.mark.slow
 

@@ -10,34 +10,19 @@
   killed (process group, then their kernels by pid) at teardown. Server logs are in a
   temporary directory, printed when a server fails to start.
 * The helpers (server start/stop, waiting for the widget, measurements) live in
-  ``benchmarks/dashboard_browser.py``, shared with the benchmark: imported here as
-  ``dashboard_browser``.
+  ``benchmarks/dashboard_browser.py``, shared with the benchmark (imported as a package module).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
+from benchmarks import dashboard_browser as db
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_helpers():
-    name = "dashboard_browser"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "dashboard_browser.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-db = _load_helpers()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -13,7 +13,7 @@ import re
 import time
 
 import pytest
-from dashboard_browser import (
+from benchmarks.dashboard_browser import (
     HIT,
     SAMPLE_TEXT,
     TEXT_VIEW,
@@ -25,6 +25,7 @@ from dashboard_browser import (
     wait_result,
 )
 
+pytestmark = pytest.mark.browser  # every test here drives Chromium
 browser = pytest.mark.browser
 
 ARXIV = re.compile(r"^https://arxiv\.org/abs/\S+$")
@@ -126,80 +127,6 @@ def screenshot(page, path) -> None:
     )
     page.set_viewport_size({"width": 1280, "height": max(800, min(int(height), 4000))})
     page.screenshot(path=str(path), full_page=True)
-
-
-# ------------------------------------------------------------------------- no browser
-def test_notebook_is_a_title_and_one_short_cell_without_outputs():
-    import nbformat
-
-    from dashboard_browser import NOTEBOOK
-
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbformat.validate(nb)
-    assert [c.cell_type for c in nb.cells] == ["markdown", "code"]
-    assert nb.cells[0].source.startswith("# ")
-    code = nb.cells[1]
-    assert code.outputs == [] and code.execution_count is None
-    assert "dashboard()" in code.source and len(code.source.splitlines()) <= 5
-    assert nb.metadata.kernelspec.name == "python3"
-
-
-def test_voila_config_preheats_and_is_valid_json():
-    from dashboard_browser import VOILA_CONFIG_DIR
-
-    config = json.loads((VOILA_CONFIG_DIR / "voila.json").read_text())
-    assert config["VoilaConfiguration"]["preheat_kernel"] is True
-    assert config["VoilaConfiguration"]["default_pool_size"] >= 1
-    assert "disable_check_xsrf" not in json.dumps(config)  # tests/test_voila_hardening.py: the rest
-
-
-def test_artifact_path_follows_the_environment(monkeypatch, tmp_path):
-    from abstractor_widgets import dashboard as dash
-
-    monkeypatch.setenv(dash.ARTIFACT_ENV_VAR, str(tmp_path / "mine"))
-    assert dash.artifact_path() == (tmp_path / "mine").resolve()
-    monkeypatch.delenv(dash.ARTIFACT_ENV_VAR)
-    assert dash.artifact_path() == dash.REPO_ROOT / "artifacts" / "default"
-
-
-def test_load_or_train_trains_once_then_loads_once_per_kernel(monkeypatch, tmp_path, synthetic_frame, capsys):
-    from abstractor_widgets import dashboard as dash
-
-    corpus = tmp_path / "corpus.parquet"
-    synthetic_frame.to_parquet(corpus)
-    monkeypatch.setenv("ABSTRACTOR_CORPUS", str(corpus))  # the "default corpus" of this test
-    monkeypatch.setattr(dash, "_cache", {})
-    target = tmp_path / "artifacts" / "default"
-    first = dash.load_or_train(target, n_topics=4, progress=False)
-    assert (target / "manifest.json").is_file()
-    assert "training 4 topics" in capsys.readouterr().out
-    assert first.n_topics == 4 and len(first) == len(synthetic_frame)
-    assert dash.load_or_train(str(target)) is first  # cached: no second load
-    monkeypatch.setattr(dash, "_cache", {})
-    again = dash.load_or_train(target)  # a new kernel: loads (memory-mapped), no training
-    assert again is not first and "training" not in capsys.readouterr().out
-
-
-def test_dashboard_layout_and_escaped_header(synthetic_abstractor):
-    import ipywidgets
-
-    from abstractor_widgets import AbstractorWidget
-    from abstractor_widgets.dashboard import Dashboard, dashboard, header_html
-
-    synthetic_abstractor.manifest["corpus"]["name"] = "<img src=x onerror=alert(1)>"
-    board = dashboard(synthetic_abstractor, title="A <b>title</b>", n_similar=3)
-    assert isinstance(board, Dashboard) and isinstance(board, ipywidgets.VBox)
-    assert isinstance(board.header, ipywidgets.HTML) and isinstance(board.widget, AbstractorWidget)
-    assert list(board.children) == [board.header, board.widget]
-    assert board.widget.text == "" and board.widget.n_similar == 3
-    html = board.header.value
-    assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
-    assert "A &lt;b&gt;title&lt;/b&gt;" in html
-    assert f"<b>{len(synthetic_abstractor):,}</b> papers" in html and "<b>4</b> LDA topics" in html
-    assert header_html(synthetic_abstractor).count("<li>") == 3
-    assert "similar papers by shared words + topics" in html  # the model has a lexical index
-    synthetic_abstractor.lexical = None
-    assert "similar papers by topics (hellinger)" in header_html(synthetic_abstractor)
 
 
 # ------------------------------------------------------------------------- light theme

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from dashboard_browser import measure_all, report
+from benchmarks.dashboard_browser import measure_all, report
 
 pytestmark = pytest.mark.browser
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from dashboard_browser import HIT, SAMPLE_TEXT, TEXT_VIEW, TEXTAREA, WORD, Session, set_text, wait_widget
+from benchmarks.dashboard_browser import HIT, SAMPLE_TEXT, TEXT_VIEW, TEXTAREA, WORD, Session, set_text, wait_widget
 
 pytestmark = pytest.mark.browser
 

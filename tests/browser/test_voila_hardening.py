@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from dashboard_browser import (
+from benchmarks.dashboard_browser import (
     SAMPLE_TEXT,
     TEXTAREA,
     WORD,

@@ -18,7 +18,7 @@ import sys
 from urllib.parse import urlsplit
 
 import pytest
-from dashboard_browser import (
+from benchmarks.dashboard_browser import (
     HIT,
     SAMPLE_TEXT,
     TEXT_VIEW,
