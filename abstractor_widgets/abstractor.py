@@ -33,6 +33,7 @@ from .store import (
     artifact_digest,
     load_artifacts,
     load_lexical,
+    load_map,
     read_manifest,
     save_artifacts,
     save_label,
@@ -41,6 +42,9 @@ from .store import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .explore import Facets, Filters, TopicTrends
+    from .explore_widget import ExploreWidget
+    from .layout import CorpusMap
     from .widget import AbstractorWidget
 
 logger = logging.getLogger(__name__)
@@ -251,6 +255,7 @@ class Abstractor:
         if lexical is None:
             logger.info("%s has no lexical index: similar papers are ranked by topics only (retrain for 'hybrid')", path)
         abstractor = cls(model, index, documents, manifest=manifest, path=path, lexical=lexical)
+        abstractor.corpus_map = load_map(path, manifest, mmap=mmap)
         if warm:
             abstractor.analyze("Warming up: neural networks learn representations of images and text.", n=1)
         gc.collect()
@@ -266,6 +271,7 @@ class Abstractor:
         out: str | os.PathLike[str] | None = None,
         metric: str = "hellinger",
         lexical: bool | dict[str, Any] = True,
+        layout: bool | dict[str, Any] | None = None,
         progress: bool = True,
         **model_params: Any,
     ) -> Abstractor:
@@ -287,6 +293,11 @@ class Abstractor:
         progress : bool
         **model_params
             Passed to :class:`TopicModel` (passes, workers, random_state ...).
+        layout : bool, dict or None
+            Build the corpus map (:class:`~abstractor_widgets.layout.CorpusMap`, UMAP, saved
+            with the artifact); a dict gives its parameters. ``None`` (default): build it
+            for corpora of at least ``layout.MIN_MAP_DOCUMENTS`` (5,000) papers. Add one
+            later with :meth:`build_map`.
         """
         import pandas as pd
 
@@ -305,15 +316,19 @@ class Abstractor:
             lexical_index = build_lexical_index(model, titles=[d.title for d in corpus], **params)
             logger.info("lexical index built in %.1f s: %r", time.perf_counter() - started, lexical_index)
         info = {"name": corpus.name, "size": len(corpus), "sha256": corpus.content_hash()}
+        corpus_map = _fit_map(model, lexical_index, layout)
         if out is not None:
-            save_artifacts(out, model, index, corpus, corpus_info=info, lexical=lexical_index)
+            save_artifacts(out, model, index, corpus, corpus_info=info, lexical=lexical_index, corpus_map=corpus_map)
             return cls.load(out)
-        return cls(model, index, DocumentTable.from_documents(corpus), manifest={"corpus": info}, lexical=lexical_index)
+        trained = cls(model, index, DocumentTable.from_documents(corpus), manifest={"corpus": info}, lexical=lexical_index)
+        trained.corpus_map = corpus_map
+        return trained
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save (atomically) to an artifact directory; labels are saved there from now on."""
         info = self.manifest.get("corpus")
-        path = save_artifacts(path, self.model, self.index, self.documents, corpus_info=info, lexical=self.lexical)
+        path = save_artifacts(path, self.model, self.index, self.documents, corpus_info=info, lexical=self.lexical,
+                              corpus_map=self.corpus_map)
         self.path = Path(path)
         return self.path
 
@@ -352,6 +367,11 @@ class Abstractor:
         self.index.add(new_topics)
         if self.lexical is not None:
             self.lexical.add(words_for_update(self.model, self.lexical, [d.title for d in fresh], texts, words=words))
+        if self.corpus_map is not None:  # placed with the map's fitted transform, no new layout
+            from .layout import CorpusMap
+
+            lsa = self.lexical.vectors_[-len(fresh):] if self.lexical is not None and self.lexical.has_semantic else None
+            self.corpus_map.extend(CorpusMap.features(new_topics, lsa))
         documents = [self.documents[i] for i in range(len(self.documents))] + fresh
         self.documents = DocumentTable.from_documents(documents)
         previous = dict(self.manifest.get("corpus") or {})
@@ -366,9 +386,11 @@ class Abstractor:
         self.manifest = {**self.manifest, "corpus": info, "updates": history}
         if save and self.path is not None:
             save_artifacts(self.path, self.model, self.index, documents, corpus_info=info,
-                           extra_manifest={"updates": history}, lexical=self.lexical, keep_labels_on_disk=True)
+                           extra_manifest={"updates": history}, lexical=self.lexical, keep_labels_on_disk=True,
+                           corpus_map=self.corpus_map)
             reloaded = Abstractor.load(self.path)
             self.model, self.documents, self.manifest = reloaded.model, reloaded.documents, reloaded.manifest
+            self.corpus_map = reloaded.corpus_map
             self.ranker = Ranker(reloaded.index, reloaded.lexical, self.hybrid_params)
         return len(fresh)
 
@@ -390,8 +412,10 @@ class Abstractor:
     @property
     def topics(self) -> list[dict[str, Any]]:
         """``[{"id": k, "label": str, "terms": [[term, weight], ...]}, ...]`` in topic-id order."""
+        from .explore import topic_label  # the user's label, else the strongest terms
+
         return [
-            {"id": k, "label": self.model.labels_[k], "terms": [[t, round(w, 5)] for t, w in terms]}
+            {"id": k, "label": topic_label(self.model.labels_[k], k, terms), "terms": [[t, round(w, 5)] for t, w in terms]}
             for k, terms in enumerate(self.model.topics(10))
         ]
 
@@ -526,6 +550,108 @@ class Abstractor:
 
         return AbstractorWidget(self, **kwargs)
 
+    # -- exploring the corpus (abstractor_widgets.explore, abstractor_widgets.layout) ---
+    #: The corpus map (2-D layout) when the artifact has one (see :meth:`build_map`).
+    corpus_map: CorpusMap | None = None
+
+    @property
+    def facets(self) -> Facets:
+        """Every document's month and categories, decoded once per document table."""
+        from .explore import Facets
+
+        cached = self.__dict__.get("_facets")
+        if cached is None or cached[0] is not self.documents:
+            cached = (self.documents, Facets.from_documents(self.documents))
+            self.__dict__["_facets"] = cached
+        return cached[1]
+
+    def trends(self, filters: Filters | dict[str, Any] | None = None, n_categories: int = 12) -> TopicTrends:
+        """Each topic's share of the corpus per month, overall and per arXiv category.
+
+        Computed from the stored document-topic matrix; the unfiltered result is cached.
+        ``filters`` (:class:`~abstractor_widgets.explore.Filters` or a dict) restricts the papers.
+        """
+        from .explore import TopicTrends, filter_mask
+
+        mask = filter_mask(self, filters)
+        cached = self.__dict__.get("_trends")
+        if mask is None and cached is not None and cached[0] is self.documents and cached[1] == n_categories:
+            return cached[2]
+        trends = TopicTrends.compute(self.model.doc_topics_, self.facets, rows=mask, n_categories=n_categories)
+        if mask is None:
+            self.__dict__["_trends"] = (self.documents, n_categories, trends)
+        return trends
+
+    def filter_mask(self, filters: Filters | dict[str, Any] | None) -> np.ndarray | None:
+        """Boolean mask of the papers ``filters`` keep (``None`` when no filter is set)."""
+        from .explore import filter_mask
+
+        return filter_mask(self, filters)
+
+    def similar_filtered(self, text: str, n: int = 5, filters: Filters | dict[str, Any] | None = None,
+                         method: str | None = None) -> ResultList:
+        """:meth:`similar`, ranked among the papers ``filters`` keep (category, dates, keyword)."""
+        from .explore import filtered_analyze
+
+        self.ranker.check_n(n)
+        analysis = filtered_analyze(self, text, n, method, self.filter_mask(filters))
+        result = ResultList(analysis.similar)
+        result.reason = analysis.reason
+        return result
+
+    def build_map(self, save: bool = True, **params: Any) -> CorpusMap:
+        """Lay out the corpus in 2-D (UMAP) for the map view, and save it with the artifact.
+
+        For models trained before maps existed, or with ``layout=False``. ``params`` go to
+        :class:`~abstractor_widgets.layout.CorpusMap`. With ``save`` (and an artifact on
+        disk) the artifact is rewritten atomically with its ``map.*.npy`` files.
+        """
+        from .layout import CorpusMap
+
+        self.corpus_map = CorpusMap(**params).fit(CorpusMap.features_of(self))
+        if save and self.path is not None:
+            self.save(self.path)
+            self.corpus_map = Abstractor.load(self.path, warm=False).corpus_map
+        return self.corpus_map
+
+    def place(self, text: str) -> tuple[float, float] | None:
+        """Where ``text`` falls on the corpus map (``None`` without a map or topical words)."""
+        from .layout import CorpusMap
+
+        if self.corpus_map is None:
+            return None
+        topics = self.document_topics(text)
+        if not topics.any():
+            return None
+        return self.corpus_map.place_one(CorpusMap.text_features(self, text, topics))
+
+    def explorer(self, analyser: AbstractorWidget | None = None, **kwargs: Any) -> ExploreWidget:
+        """The corpus explorer (map, trends, filters, export) linked to an analyser widget."""
+        from .explore_widget import ExploreWidget
+
+        return ExploreWidget(analyser if analyser is not None else self.widget(), **kwargs)
+
     def __repr__(self) -> str:
         where = f" from {self.path}" if self.path else ""
         return f"Abstractor({self.n_topics} topics, {len(self)} documents{where})"
+
+
+def _fit_map(model: TopicModel, lexical: LexicalIndex | None, layout: bool | dict[str, Any] | None) -> CorpusMap | None:
+    """The corpus map Abstractor.train builds (``layout``: see there), or ``None``."""
+    from .layout import MIN_MAP_DOCUMENTS, CorpusMap
+
+    n = len(model.doc_topics_)
+    if layout is False or (layout is None and n < MIN_MAP_DOCUMENTS):
+        if layout is None:
+            logger.info("no corpus map for %d documents (below %d): Abstractor.build_map() adds one", n, MIN_MAP_DOCUMENTS)
+        return None
+    try:
+        import umap  # noqa: F401
+    except ImportError:
+        if layout is None:
+            logger.warning("umap-learn is not installed: no corpus map (pip install umap-learn)")
+            return None
+        raise
+    params = layout if isinstance(layout, dict) else {}
+    lsa = lexical.vectors_ if lexical is not None and lexical.has_semantic else None
+    return CorpusMap(**params).fit(CorpusMap.features(model.doc_topics_, lsa))

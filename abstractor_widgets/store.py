@@ -13,6 +13,7 @@ An artifact is a directory of JSON and ``.npy`` files (format version 2)::
         vectors.npy (+ ann.hnsw)            the similarity index's rows (mmap), HNSW graph
         docs.*.bin/.idx.npy    the documents' fields as UTF-8 blobs + offsets (mmap)
         lexical.*              the BM25 / LSA index (mmap)
+        map.*.npy              the corpus map: 2-D layout + its transform's reference rows (optional)
 
 Each component owns one save/load contract: ``TopicModel.save_files`` / ``load_files``,
 ``SimilarityIndex.save_files`` / ``load_files``, ``LexicalIndex.save`` / ``load``,
@@ -74,6 +75,7 @@ from .fileio import (  # noqa: F401 (re-exported: the store's writers are the pa
 
 if TYPE_CHECKING:
     from .index import SimilarityIndex
+    from .layout import CorpusMap
     from .lexical import LexicalIndex
     from .model import TopicModel
 
@@ -270,6 +272,7 @@ def save_artifacts(
     extra_manifest: dict[str, Any] | None = None,
     lexical: LexicalIndex | None = None,
     keep_labels_on_disk: bool = False,
+    corpus_map: CorpusMap | None = None,
 ) -> Path:
     """Save a fitted model, its index and its documents atomically, under the artifact's lock.
 
@@ -294,6 +297,9 @@ def save_artifacts(
     keep_labels_on_disk : bool
         Keep the labels of the artifact being replaced (read under the lock) instead of
         ``model.labels_``: an update must not undo a label another process saved meanwhile.
+    corpus_map : CorpusMap, optional
+        The 2-D layout of the same documents (:mod:`abstractor_widgets.layout`), saved as
+        ``map.*.npy`` under the manifest's ``"map"`` entry.
 
     Returns
     -------
@@ -305,6 +311,8 @@ def save_artifacts(
         raise ValueError(f"the index has {len(index)} rows but there are {len(documents)} documents")
     if lexical is not None and len(lexical) != len(documents):
         raise ValueError(f"the lexical index has {len(lexical)} rows but there are {len(documents)} documents")
+    if corpus_map is not None and len(corpus_map) != len(documents):
+        raise ValueError(f"the corpus map has {len(corpus_map)} points but there are {len(documents)} documents")
     for name in extra_files or {}:
         check_file_name(name)
     with artifact_lock(directory):
@@ -325,6 +333,7 @@ def save_artifacts(
             lexical_entry = None
             if lexical is not None:
                 lexical_entry = {**lexical.get_params(), "files": lexical.save(tmp)}
+            map_entry = corpus_map.save_files(tmp) if corpus_map is not None else None
             for name, payload in (extra_files or {}).items():
                 (tmp / name).write_bytes(payload)
             names = sorted(p.name for p in tmp.iterdir())
@@ -341,6 +350,7 @@ def save_artifacts(
                 "index": index_entry,
                 "documents": {"files": document_files},
                 "lexical": lexical_entry,
+                **({"map": map_entry} if map_entry is not None else {}),
                 "params": model.get_params(),
                 "labels": labels,
                 "files": {name: {"bytes": (tmp / name).stat().st_size, "sha256": sha256_file(tmp / name)} for name in names},
@@ -495,7 +505,7 @@ def verify_artifacts(
             raise ArtifactError(f"{path}: truncated or modified ({size} bytes, expected {info['bytes']})")
         if checksums and sha256_file(path) != info["sha256"]:
             raise ArtifactError(f"{path}: checksum mismatch (the file was modified or is corrupt)")
-    for component in ("model", "index", "documents", "lexical"):
+    for component in ("model", "index", "documents", "lexical", "map"):
         entry = manifest.get(component)
         unlisted = [n for n in (entry or {}).get("files", []) if n not in manifest["files"]] if isinstance(entry, dict) else []
         if unlisted:
@@ -576,6 +586,30 @@ def load_lexical(directory: str | os.PathLike[str], manifest: dict[str, Any], mm
     if len(lexical) != int(manifest["n_documents"]):
         raise ArtifactError(f"{directory}: the lexical index has {len(lexical)} rows for {manifest['n_documents']} documents")
     return lexical
+
+
+def load_map(directory: str | os.PathLike[str], manifest: dict[str, Any], mmap: bool = True) -> CorpusMap | None:
+    """The artifact's corpus map (memory-mapped), or ``None`` if it was saved without one.
+
+    Call after :func:`load_artifacts`, which has verified the files' sizes and checksums.
+
+    Raises
+    ------
+    ArtifactError
+        If the manifest lists a map that cannot be read or does not match the documents.
+    """
+    from .layout import CorpusMap
+
+    entry = manifest.get("map")
+    if not entry:
+        return None
+    try:
+        corpus_map = CorpusMap.load_files(ListedFiles(directory, manifest["files"]), entry, mmap=mmap)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{directory}: cannot load the corpus map ({type(exc).__name__}: {exc})") from exc
+    if len(corpus_map) != int(manifest["n_documents"]):
+        raise ArtifactError(f"{directory}: the corpus map has {len(corpus_map)} points for {manifest['n_documents']} documents")
+    return corpus_map
 
 
 def save_label(directory: str | os.PathLike[str], topic: int, label: str) -> list[str]:

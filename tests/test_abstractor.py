@@ -64,7 +64,8 @@ def test_topics_and_repr(ab):
     topics = ab.topics
     assert [t["id"] for t in topics] == [0, 1, 2, 3]
     for topic in topics:
-        assert topic["label"] == f"Topic {topic['id']}"
+        # unnamed topics show their three strongest terms (issue 15), not "Topic k"
+        assert topic["label"] == " · ".join(term for term, _ in topic["terms"][:3])
         assert topic["terms"] and all(isinstance(term, str) and isinstance(w, float) for term, w in topic["terms"])
     assert repr(ab).startswith("Abstractor(4 topics, 240 documents from ")
 
@@ -76,7 +77,9 @@ def test_label_persists_across_reload(synthetic_abstractor):
     verify_artifacts(synthetic_abstractor.path)
     reloaded = Abstractor.load(synthetic_abstractor.path)
     assert reloaded.topics[2]["label"] == "Robots and grippers"
-    assert [t["label"] for t in reloaded.topics] == ["Topic 0", "Topic 1", "Robots and grippers", "Topic 3"]
+    assert read_manifest(synthetic_abstractor.path)["labels"] == ["Topic 0", "Topic 1", "Robots and grippers", "Topic 3"]
+    others = [t for t in reloaded.topics if t["id"] != 2]  # unnamed: shown by their terms
+    assert all(t["label"] == " · ".join(term for term, _ in t["terms"][:3]) for t in others)
 
 
 def test_bad_labels_are_rejected_and_not_saved(synthetic_abstractor):

@@ -1,0 +1,306 @@
+"""The corpus map: a 2-D layout of every document, saved with the artifact.
+
+Every paper gets a point in 2-D from its topic mixture and its LSA vector (the
+lexical index's dense vectors), laid out with UMAP (umap-learn). New papers (``update``)
+and a typed abstract are placed with the map's fitted transform: the similarity-weighted
+mean position of their ``k`` nearest reference papers in the same feature space, which
+costs one matrix-vector product (~2 ms for 60,000 papers), never a new layout. See
+``docs/explore.md`` for why UMAP, and the measurements.
+
+Files (a component of the artifact, like ``SimilarityIndex.save_files``)::
+
+    map.coords.npy      float32 (N, 2): every document's position, in [-1, 1] for the
+                        papers the layout was fitted on (row i = document i)
+    map.reference.npy   float32 (R, d): the unit feature rows of the R papers the layout
+                        was fitted on (the fitted transform's reference set)
+
+Examples
+--------
+>>> features = CorpusMap.features(doc_topics, lsa_vectors)          # doctest: +SKIP
+>>> corpus_map = CorpusMap().fit(features)                          # doctest: +SKIP
+>>> corpus_map.place(features[:1])                                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CorpusMap", "MAP_FILES", "MIN_MAP_DOCUMENTS"]
+
+COORDS_FILE = "map.coords.npy"
+REFERENCE_FILE = "map.reference.npy"
+MAP_FILES = (COORDS_FILE, REFERENCE_FILE)
+#: Abstractor.train builds the map by default from this many documents up (below, a
+#: layout is quick to add with build_map(); small test corpora skip its ~30 s JIT warm-up).
+MIN_MAP_DOCUMENTS = 5000
+
+
+class CorpusMap:
+    """A fitted 2-D layout of the corpus and the transform that places new texts on it.
+
+    Parameters
+    ----------
+    n_neighbors, min_dist, n_epochs : UMAP parameters
+        ``n_epochs=None`` lets UMAP choose (200 above 10,000 documents).
+    k : int
+        Reference papers a new point is placed among.
+    max_fit : int or None
+        Fit the layout on at most this many papers (a random sample) and place the rest
+        with the transform: bounds the layout time on large corpora.
+    random_state : int or None
+        ``None`` (default) lets UMAP use both cores; an int makes the layout reproducible
+        but single-threaded.
+
+    Attributes
+    ----------
+    coords_ : numpy.ndarray float32 (N, 2)
+    reference_ : numpy.ndarray float32 (R, d)
+    reference_coords_ : numpy.ndarray float32 (R, 2)
+        Positions of the reference rows (the first R of ``coords_`` unless sampled).
+    fit_seconds_ : float
+    """
+
+    def __init__(
+        self,
+        method: str = "umap",
+        n_neighbors: int = 15,
+        min_dist: float = 0.1,
+        n_epochs: int | None = None,
+        k: int = 10,
+        max_fit: int | None = None,
+        random_state: int | None = None,
+    ) -> None:
+        if method not in ("umap", "tsne"):
+            raise ValueError(f"method must be 'umap' or 'tsne', not {method!r}")
+        self.method = method
+        self.n_neighbors = n_neighbors
+        self.min_dist = min_dist
+        self.n_epochs = n_epochs
+        self.k = k
+        self.max_fit = max_fit
+        self.random_state = random_state
+
+    def get_params(self) -> dict[str, Any]:
+        return {"method": self.method, "n_neighbors": self.n_neighbors, "min_dist": self.min_dist, "n_epochs": self.n_epochs, "k": self.k,
+                "max_fit": self.max_fit, "random_state": self.random_state}
+
+    # -- features -------------------------------------------------------------------
+    @staticmethod
+    def features(doc_topics: np.ndarray, lsa: np.ndarray | None = None) -> np.ndarray:
+        """Unit feature rows: ``[sqrt(topic mixture), LSA vector] / sqrt(2)``.
+
+        The square-rooted mixture makes Euclidean distance the Hellinger distance the
+        topic index ranks by; the LSA half brings the words in. Without LSA vectors (a
+        model saved without a lexical index), the topic half alone.
+        """
+        topics = np.sqrt(np.clip(np.atleast_2d(np.asarray(doc_topics, dtype=np.float32)), 0, None))
+        if lsa is None or np.asarray(lsa).shape[-1] == 0:
+            return np.ascontiguousarray(topics, dtype=np.float32)
+        lsa = np.atleast_2d(np.asarray(lsa, dtype=np.float32))
+        return (np.hstack([topics, lsa]) / np.float32(np.sqrt(2.0))).astype(np.float32)
+
+    @classmethod
+    def features_of(cls, abstractor: Any, rows: np.ndarray | slice | None = None) -> np.ndarray:
+        """The feature rows of indexed documents of an :class:`~abstractor_widgets.Abstractor`."""
+        rows = slice(None) if rows is None else rows
+        lexical = abstractor.lexical
+        lsa = None if lexical is None or not lexical.has_semantic else lexical.vectors_[rows]
+        return cls.features(abstractor.model.doc_topics_[rows], lsa)
+
+    @classmethod
+    def text_features(cls, abstractor: Any, text: str, doc_topics: np.ndarray | None = None) -> np.ndarray:
+        """The feature row of a typed text (one tokenization; the topic mixture if known)."""
+        tokens = abstractor.model.preprocessor_.tokens(text)
+        topics = abstractor.model.document_topics(text) if doc_topics is None else np.asarray(doc_topics, dtype=np.float32)
+        lexical = abstractor.lexical
+        lsa = None
+        if lexical is not None and lexical.has_semantic:
+            lsa = lexical.embed(lexical.transform_query([t.text for t in tokens]))
+        return cls.features(topics, lsa)[0]
+
+    # -- fitting --------------------------------------------------------------------
+    def fit(self, features: np.ndarray) -> CorpusMap:
+        """Lay out ``features`` (N, d) with UMAP; coordinates are scaled into [-1, 1]."""
+        started = time.perf_counter()
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        n = len(features)
+        if n < 3:
+            raise ValueError("a corpus map needs at least 3 documents")
+        rows = np.arange(n)
+        if self.max_fit is not None and n > self.max_fit:
+            rows = np.sort(np.random.default_rng(self.random_state or 0).choice(n, self.max_fit, replace=False))
+        layout = self._layout(features[rows]).astype(np.float64)
+        lo, hi = layout.min(axis=0), layout.max(axis=0)
+        centre, half = (lo + hi) / 2, max(float((hi - lo).max()) / 2, 1e-9)
+        self.scale_ = {"centre": centre.tolist(), "half": half * 1.02}
+        reference_coords = ((layout - centre) / (half * 1.02)).astype(np.float32)
+        self.reference_ = features[rows]
+        self.reference_coords_ = reference_coords
+        coords = np.zeros((n, 2), dtype=np.float32)
+        coords[rows] = reference_coords
+        if len(rows) < n:
+            others = np.setdiff1d(np.arange(n), rows)
+            coords[others] = self.place(features[others])
+        self.reference_rows_ = rows
+        self.coords_ = coords
+        self.fit_seconds_ = time.perf_counter() - started
+        logger.info("corpus map: %d documents laid out in %.1f s", n, self.fit_seconds_)
+        return self
+
+    def _layout(self, features: np.ndarray) -> np.ndarray:
+        if self.method == "tsne":
+            import openTSNE
+
+            perplexity = min(30.0, max(2.0, (len(features) - 1) / 3.0))
+            return np.asarray(openTSNE.TSNE(perplexity=perplexity, n_jobs=2, random_state=self.random_state or 0,
+                                            verbose=False).fit(features))
+        import umap
+
+        return umap.UMAP(
+            n_neighbors=min(self.n_neighbors, len(features) - 1),
+            min_dist=self.min_dist,
+            n_epochs=self.n_epochs,
+            metric="euclidean",
+            random_state=self.random_state,
+            n_jobs=1 if self.random_state is not None else -1,
+            low_memory=True,
+            init="spectral" if len(features) > self.n_neighbors + 2 else "random",
+        ).fit_transform(features)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "coords_"):
+            raise RuntimeError("this CorpusMap is not fitted: call fit() or load a saved one")
+
+    # -- the fitted transform -------------------------------------------------------
+    def place(self, features: np.ndarray, block: int = 256) -> np.ndarray:
+        """Positions of new feature rows: the similarity-weighted mean of their ``k``
+        nearest reference papers (Euclidean on unit rows = largest dot product)."""
+        if not hasattr(self, "reference_"):
+            raise RuntimeError("this CorpusMap is not fitted: call fit() or load a saved one")
+        features = np.atleast_2d(np.asarray(features, dtype=np.float32))
+        out = np.zeros((len(features), 2), dtype=np.float32)
+        reference, positions = self.reference_, self.reference_coords_
+        k = min(self.k, len(reference))
+        for start in range(0, len(features), block):
+            part = features[start:start + block]
+            dots = part @ reference.T if len(part) > 1 else (reference @ part[0])[None, :]
+            near = np.argpartition(-dots, k - 1, axis=1)[:, :k]
+            sims = np.take_along_axis(dots, near, axis=1)
+            # weights: exp((s - s_max) / spread), spread = how far the k-th neighbour is
+            spread = np.maximum(sims.max(axis=1, keepdims=True) - sims.min(axis=1, keepdims=True), 1e-3)
+            weights = np.exp((sims - sims.max(axis=1, keepdims=True)) / spread * 3.0)
+            weights /= weights.sum(axis=1, keepdims=True)
+            out[start:start + block] = np.einsum("ij,ijk->ik", weights, positions[near])
+        return out
+
+    def place_one(self, feature: np.ndarray) -> tuple[float, float]:
+        """Position of one feature row (a typed abstract): ~2 ms for 60,000 reference papers."""
+        x, y = self.place(np.asarray(feature, dtype=np.float32)[None, :])[0]
+        return float(x), float(y)
+
+    def extend(self, features: np.ndarray) -> np.ndarray:
+        """Append new documents (an update), placed with the fitted transform; returns their positions."""
+        self._check_fitted()
+        new = self.place(features)
+        self.coords_ = np.concatenate([np.asarray(self.coords_), new]).astype(np.float32)
+        return new
+
+    def __len__(self) -> int:
+        return len(self.coords_) if hasattr(self, "coords_") else 0
+
+    # -- persistence (called by store.py) -------------------------------------------
+    def save_files(self, directory: str | Path) -> dict[str, Any]:
+        """Write ``map.coords.npy`` and ``map.reference.npy``; returns the manifest entry."""
+        self._check_fitted()
+        directory = Path(directory)
+        np.save(directory / COORDS_FILE, np.ascontiguousarray(self.coords_, dtype=np.float32), allow_pickle=False)
+        np.save(directory / REFERENCE_FILE, np.ascontiguousarray(self.reference_, dtype=np.float32), allow_pickle=False)
+        rows = np.asarray(self.reference_rows_)
+        contiguous = bool(len(rows) and rows[0] == 0 and rows[-1] == len(rows) - 1)
+        entry = {
+            "method": self.method,
+            "transform": "knn-weighted-mean",
+            "n_documents": int(len(self.coords_)),
+            "n_reference": int(len(self.reference_)),
+            "dim": int(self.reference_.shape[1]),
+            "params": self.get_params(),
+            "fit_seconds": round(float(getattr(self, "fit_seconds_", 0.0)), 2),
+            "files": list(MAP_FILES),
+        }
+        if not contiguous:
+            np.save(directory / "map.reference_rows.npy", rows.astype(np.int64), allow_pickle=False)
+            entry["files"].append("map.reference_rows.npy")
+        return entry
+
+    @classmethod
+    def load_files(cls, files: Any, entry: dict[str, Any], mmap: bool = True) -> CorpusMap:
+        """Open a map written by :meth:`save_files` from the artifact's listed files.
+
+        Raises
+        ------
+        ValueError
+            If the arrays do not match the entry.
+        """
+        if not isinstance(entry, dict) or entry.get("transform") != "knn-weighted-mean":
+            raise ValueError("unsupported corpus map entry")
+        params = {k: v for k, v in (entry.get("params") or {}).items() if k in cls().get_params()}
+        corpus_map = cls(**params)
+        coords = files.array(COORDS_FILE, mmap=mmap)
+        reference = files.array(REFERENCE_FILE, mmap=mmap)
+        if coords.ndim != 2 or coords.shape[1] != 2 or coords.dtype != np.float32:
+            raise ValueError(f"{COORDS_FILE} must be float32 (N, 2), not {coords.dtype} {coords.shape}")
+        if reference.ndim != 2 or reference.dtype != np.float32 or reference.shape[1] != int(entry.get("dim", -1)):
+            raise ValueError(f"{REFERENCE_FILE} does not match the map's entry")
+        if len(coords) != int(entry.get("n_documents", -1)) or len(reference) != int(entry.get("n_reference", -1)):
+            raise ValueError("the corpus map's arrays do not match its entry")
+        if "map.reference_rows.npy" in entry.get("files", []):
+            rows = files.array("map.reference_rows.npy", mmap=mmap)
+        else:
+            rows = np.arange(len(reference))
+        if len(rows) != len(reference) or (len(rows) and (rows.min() < 0 or rows.max() >= len(coords))):
+            raise ValueError("the corpus map's reference rows do not match its coordinates")
+        corpus_map.coords_ = coords
+        corpus_map.reference_ = reference
+        corpus_map.reference_rows_ = rows
+        corpus_map.reference_coords_ = np.asarray(coords[rows] if len(rows) != len(coords) or rows[-1] != len(rows) - 1 else coords[: len(rows)])
+        corpus_map.fit_seconds_ = float(entry.get("fit_seconds", 0.0))
+        return corpus_map
+
+    def __repr__(self) -> str:
+        return f"CorpusMap({len(self)} documents)" if hasattr(self, "coords_") else "CorpusMap(not fitted)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m abstractor_widgets.layout ARTIFACT [--copy-to DIR]``: add a corpus map to
+    a saved model (rewritten atomically), or to a copy of it."""
+    import argparse
+    import shutil
+
+    from .abstractor import Abstractor
+
+    parser = argparse.ArgumentParser(prog="python -m abstractor_widgets.layout", description=main.__doc__)
+    parser.add_argument("artifact")
+    parser.add_argument("--copy-to", help="write the model with its map here, leaving ARTIFACT unchanged")
+    parser.add_argument("--n-neighbors", type=int, default=15)
+    parser.add_argument("--max-fit", type=int, default=None, help="fit the layout on a sample of this many papers")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    path = Path(args.artifact)
+    if args.copy_to:
+        shutil.copytree(path, args.copy_to)
+        path = Path(args.copy_to)
+    ab = Abstractor.load(path, warm=False)
+    corpus_map = ab.build_map(n_neighbors=args.n_neighbors, max_fit=args.max_fit)
+    print(f"{path}: corpus map of {len(corpus_map):,} papers in {corpus_map.fit_seconds_:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,324 @@
+"""Measurements of the corpus explorer (issue 15): layout, placement, trends, bytes, browser.
+
+    .venv/bin/python benchmarks/explore.py                    # everything (about 15 minutes)
+    .venv/bin/python benchmarks/explore.py --only layout      # layout, place, trends, bytes, browser
+
+Sections
+--------
+layout   time and quality of the 2-D layout of the 60k corpus: UMAP (umap-learn) and t-SNE
+         (openTSNE), on every paper and fitted on a 20,000-paper sample with the rest placed
+         by the map's transform. Quality, over 2,000 random papers: how many of a paper's 10
+         nearest neighbours in feature space stay among its 10 nearest on the map (kNN
+         preservation), and how often its 10 map neighbours share its dominant topic.
+         Placement error: papers fitted on, placed again by the transform as if new (own row
+         left out): median distance to their laid-out position, as a share of the map's width.
+place    placing one abstract: the transform alone (feature row -> x, y) and from the text
+         (tokenization, topic inference, LSA embedding, transform), on 300 held-out abstracts.
+trends   TopicTrends.compute over the 60k doc-topic matrix (uncached), and a filtered one.
+bytes    what the map sends to the browser for 60k papers (binary) vs the same as JSON lists.
+browser  headless Chromium (Debian's, SwiftShader WebGL: no GPU) on a static page with the
+         bundled map module: first paint of 60k and 1M points (time from handing the arrays to
+         the map until its first draw event), and pan / zoom frames per second (the camera
+         moved every animation frame for 3 s; frames counted by the map's draw events).
+
+Results: ``benchmarks/results/explore.json`` and ``explore.md``; the machine's load average
+is recorded with each section (2 shared cores: numbers vary with what else runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "benchmarks" / "results"
+ARTIFACT = ROOT / "artifacts" / "default"
+CACHE = Path(os.environ.get("ABSTRACTOR_BENCH_CACHE", "/tmp/abstractor-bench")) / "explore"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def load() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def pctl(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, int(round(p / 100 * len(values) + 0.5)) - 1))]
+
+
+# -- layout -----------------------------------------------------------------------------
+def _quality(features: np.ndarray, coords: np.ndarray, dominant: np.ndarray, n: int = 2000) -> dict[str, float]:
+    from sklearn.neighbors import NearestNeighbors
+
+    sample = np.random.default_rng(0).choice(len(features), n, replace=False)
+    near_x = NearestNeighbors(n_neighbors=11).fit(features).kneighbors(features[sample], return_distance=False)[:, 1:]
+    near_y = NearestNeighbors(n_neighbors=11).fit(coords).kneighbors(coords[sample], return_distance=False)[:, 1:]
+    kept = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(near_x, near_y)])
+    return {
+        "knn10_preservation": round(float(kept), 4),
+        "map_neighbours_same_topic": round(float(np.mean(dominant[near_y] == dominant[sample][:, None])), 4),
+        "feature_neighbours_same_topic": round(float(np.mean(dominant[near_x] == dominant[sample][:, None])), 4),
+    }
+
+
+def _placement_error(corpus_map: Any, n: int = 1000) -> float:
+    """Reference papers placed again as if new (their own row left out)."""
+    reference, positions = np.asarray(corpus_map.reference_), np.asarray(corpus_map.reference_coords_)
+    rows = np.random.default_rng(1).choice(len(reference), n, replace=False)
+    errors = []
+    for row in rows:
+        dots = reference @ reference[row]
+        dots[row] = -np.inf
+        k = corpus_map.k
+        near = np.argpartition(-dots, k - 1)[:k]
+        sims = dots[near]
+        spread = max(float(sims.max() - sims.min()), 1e-3)
+        w = np.exp((sims - sims.max()) / spread * 3.0)
+        guess = (w[:, None] * positions[near]).sum(0) / w.sum()
+        errors.append(float(np.linalg.norm(guess - positions[row])))
+    width = float(np.ptp(positions[:, 0]))
+    return round(statistics.median(errors) / width, 4)
+
+
+def bench_layout(ab: Any, variants: list[str]) -> dict[str, Any]:
+    from abstractor_widgets.layout import CorpusMap
+
+    features = CorpusMap.features_of(ab)
+    dominant = np.asarray(ab.model.doc_topics_).argmax(axis=1)
+    out: dict[str, Any] = {"n_documents": len(features), "dim": int(features.shape[1])}
+    for variant in variants:
+        method, _, sample = variant.partition("-")
+        max_fit = int(sample) if sample else None
+        log(f"layout {variant} (load {load()})")
+        before = load()
+        # a fresh process: includes import and numba JIT compilation, as a training run pays them
+        code = (
+            "import sys, time, numpy as np; t = time.perf_counter(); sys.path.insert(0, %r)\n"
+            "from abstractor_widgets import Abstractor\nfrom abstractor_widgets.layout import CorpusMap\n"
+            "ab = Abstractor.load(%r, warm=False); f = CorpusMap.features_of(ab); t0 = time.perf_counter()\n"
+            "m = CorpusMap(method=%r, max_fit=%r).fit(f)\n"
+            "np.save(%r, np.asarray(m.coords_)); np.save(%r, np.asarray(m.reference_rows_))\n"
+            "print(time.perf_counter() - t0, m.fit_seconds_)\n"
+        ) % (str(ROOT), str(ARTIFACT), method, max_fit, str(CACHE / f"{variant}.coords.npy"), str(CACHE / f"{variant}.rows.npy"))
+        started = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        wall = time.perf_counter() - started
+        fit_seconds = float(proc.stdout.split()[-1])
+        coords = np.load(CACHE / f"{variant}.coords.npy")
+        corpus_map = CorpusMap(method=method, max_fit=max_fit)
+        rows = np.load(CACHE / f"{variant}.rows.npy")
+        corpus_map.reference_, corpus_map.reference_coords_, corpus_map.coords_ = features[rows], coords[rows], coords
+        out[variant] = {
+            "fit_seconds": round(fit_seconds, 1),
+            "process_seconds": round(wall, 1),
+            "fitted_on": int(len(rows)),
+            **_quality(features, coords, dominant),
+            "placement_error_share_of_width": _placement_error(corpus_map),
+            "load_before": before,
+            "load_after": load(),
+        }
+        log(f"  {out[variant]}")
+    return out
+
+
+# -- place --------------------------------------------------------------------------------
+def bench_place(ab: Any) -> dict[str, Any]:
+    import pandas as pd
+
+    from abstractor_widgets.layout import CorpusMap
+    from abstractor_widgets.ranking import single_threaded_blas
+
+    frame = pd.read_parquet("/work/shared/data/arxiv_ml_abstracts.parquet", columns=["abstract"])
+    texts = frame["abstract"].sample(300, random_state=3).tolist()
+    features = [CorpusMap.text_features(ab, t) for t in texts]
+    transform, end_to_end = [], []
+    with single_threaded_blas():
+        for f in features:
+            t0 = time.perf_counter()
+            ab.corpus_map.place_one(f)
+            transform.append((time.perf_counter() - t0) * 1000)
+        for text in texts:
+            t0 = time.perf_counter()
+            ab.place(text)
+            end_to_end.append((time.perf_counter() - t0) * 1000)
+    return {
+        "transform_ms": {"p50": round(pctl(transform, 50), 3), "p95": round(pctl(transform, 95), 3)},
+        "from_text_ms": {"p50": round(pctl(end_to_end, 50), 3), "p95": round(pctl(end_to_end, 95), 3)},
+        "n": len(texts),
+        "load": load(),
+    }
+
+
+# -- trends ---------------------------------------------------------------------------------
+def bench_trends(ab: Any) -> dict[str, Any]:
+    from abstractor_widgets.explore import Facets, TopicTrends
+
+    t0 = time.perf_counter()
+    facets = Facets.from_documents(ab.documents)
+    facets_ms = (time.perf_counter() - t0) * 1000
+    runs = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        TopicTrends.compute(ab.model.doc_topics_, facets)
+        runs.append((time.perf_counter() - t0) * 1000)
+    filtered = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        ab.trends(filters={"categories": ["cs.CL"], "date_from": "2025-06"})
+        filtered.append((time.perf_counter() - t0) * 1000)
+    return {"facets_ms": round(facets_ms, 1), "compute_ms_median": round(statistics.median(runs), 1),
+            "filtered_ms_median": round(statistics.median(filtered), 1), "load": load()}
+
+
+# -- bytes ------------------------------------------------------------------------------------
+def bench_bytes(ab: Any) -> dict[str, Any]:
+    from abstractor_widgets.explore_widget import ExploreWidget
+
+    x = ExploreWidget(ab.widget())
+    binary = len(x.map_points) + len(x.map_topics)
+    coords = np.frombuffer(x.map_points, dtype=np.float32).reshape(-1, 2)
+    as_json = len(json.dumps({"points": np.round(coords.astype(float), 4).tolist(),
+                              "topics": np.frombuffer(x.map_topics, dtype=np.uint8).tolist()}))
+    state = {k: v for k, v in x.get_state().items() if not isinstance(v, (bytes, memoryview))}
+    return {"n_points": x.n_points, "binary_bytes": binary, "json_lists_bytes_4_decimals": as_json,
+            "other_state_json_bytes": len(json.dumps(state, default=str))}
+
+
+# -- browser ---------------------------------------------------------------------------------
+PAGE = """<!doctype html><html><head><meta charset="utf-8"><link rel="stylesheet" href="explore.css"></head>
+<body><div class="abstractor-explore" style="width:900px"><div id="host"></div></div>
+<script type="module">
+import { createCorpusMap } from "./explore.js";
+const PALETTE = ["#E69F00","#56B4E9","#009E73","#F0E442","#0072B2","#D55E00","#CC79A7"];
+window.run = async (n, seconds) => {
+  const host = document.getElementById("host");
+  host.replaceChildren();
+  const map = createCorpusMap({});
+  host.append(map.el);
+  await new Promise((r) => requestAnimationFrame(r));
+  const pts = new Float32Array(2 * n), tp = new Uint8Array(n);
+  let seed = 7; const rnd = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+  for (let i = 0; i < n; i++) { const k = i % 20, a = k / 20 * 6.283, r = 0.6;
+    pts[2*i] = r * Math.cos(a) + (rnd() - 0.5) * 0.5; pts[2*i+1] = r * Math.sin(a) + (rnd() - 0.5) * 0.5; tp[i] = k; }
+  const topics = Array.from({length: 20}, (_, k) => ({label: "t" + k, color: PALETTE[k % 7]}));
+  const t0 = performance.now();
+  const painted = new Promise((resolve) => map.plot ? resolve() : resolve());
+  await map.setData(pts, tp, topics);
+  await new Promise((r) => { const check = () => map.stats.firstPaintMs !== null ? r() : requestAnimationFrame(check); check(); });
+  const firstPaint = map.stats.firstPaintMs;
+  const frames0 = map.stats.frames; const start = performance.now(); let i = 0;
+  await new Promise((resolve) => { const step = () => {
+    i++; const t = (performance.now() - start) / 1000;
+    map.plot.set({ cameraTarget: [0.3 * Math.sin(t * 2), 0.3 * Math.cos(t * 2)], cameraDistance: 1 + 0.5 * Math.sin(t) });
+    if (t < seconds) requestAnimationFrame(step); else resolve(); };
+    requestAnimationFrame(step); });
+  const elapsed = (performance.now() - start) / 1000;
+  const frames = map.stats.frames - frames0;
+  map.destroy();
+  return { n, firstPaintMs: firstPaint, fps: frames / elapsed, rafPerSecond: i / elapsed };
+};
+window.ready = true;
+</script></body></html>"""
+
+
+def bench_browser(sizes: list[int]) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    static = ROOT / "abstractor_widgets" / "static"
+    page_dir = CACHE / "page"
+    page_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("explore.js", "explore.css"):
+        (page_dir / name).write_bytes((static / name).read_bytes())
+    (page_dir / "index.html").write_text(PAGE, encoding="utf-8")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(page_dir)))
+    server.RequestHandlerClass.log_message = lambda *a, **k: None
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    out: dict[str, Any] = {"method": "headless Debian Chromium, --disable-gpu (SwiftShader software WebGL), 900x440 map, "
+                           "synthetic points in 20 clusters; first paint = setData() to the first draw event; "
+                           "fps = draw events per second while the camera moves every animation frame for 3 s"}
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            page = browser.new_page(viewport={"width": 1000, "height": 700})
+            page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
+            page.wait_for_function("window.ready === true")
+            out["chromium"] = browser.version
+            for n in sizes:
+                log(f"browser {n:,} points (load {load()})")
+                result = page.evaluate("([n, s]) => window.run(n, s)", [n, 3])
+                result["load"] = load()
+                out[str(n)] = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in result.items()}
+                log(f"  {out[str(n)]}")
+            browser.close()
+    finally:
+        server.shutdown()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="*", default=["layout", "place", "trends", "bytes", "browser"])
+    parser.add_argument("--variants", nargs="*", default=["umap", "umap-20000", "tsne-20000"])
+    parser.add_argument("--artifact", default=None, help="a 60k model with a map (for place/bytes); built in the cache if absent")
+    args = parser.parse_args(argv)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    results_path = RESULTS / "explore.json"
+    results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.exists() else {}
+    results["machine"] = {"cpus": os.cpu_count(), "load_at_start": load(), "date": time.strftime("%Y-%m-%d %H:%M")}
+
+    from abstractor_widgets import Abstractor
+
+    ab = Abstractor.load(ARTIFACT, warm=False)
+    if "layout" in args.only:
+        results["layout"] = bench_layout(ab, args.variants)
+        results_path.write_text(json.dumps(results, indent=2))
+    mapped_path = Path(args.artifact) if args.artifact else CACHE / "default-with-map"
+    if {"place", "bytes"} & set(args.only):
+        if not (mapped_path / "manifest.json").exists():
+            log(f"building {mapped_path} (a copy of {ARTIFACT} with its map)")
+            import shutil
+
+            shutil.copytree(ARTIFACT, mapped_path)
+            Abstractor.load(mapped_path, warm=False).build_map()
+        mapped = Abstractor.load(mapped_path)
+        results["map_artifact"] = {"path": str(mapped_path), "map": mapped.manifest.get("map")}
+        if "place" in args.only:
+            results["place"] = bench_place(mapped)
+            log(f"place {results['place']}")
+        if "bytes" in args.only:
+            results["bytes"] = bench_bytes(mapped)
+            log(f"bytes {results['bytes']}")
+    if "trends" in args.only:
+        results["trends"] = bench_trends(ab)
+        log(f"trends {results['trends']}")
+    if "browser" in args.only:
+        results["browser"] = bench_browser([60_000, 1_000_000])
+    results_path.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

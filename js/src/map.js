@@ -1,0 +1,323 @@
+// The corpus map: every paper a WebGL point (regl-scatterplot), coloured by its dominant
+// topic with the widget's palette; topic labels at centroids, a "you are here" marker,
+// rings around the similar papers, hover tooltip, click to open, lasso / box selection.
+// Coordinates arrive as a Float32Array (x, y interleaved, in [-1, 1]); topics as a Uint8Array.
+
+import createScatterplot from "regl-scatterplot";
+import { h } from "./dom.js";
+import { safeColor } from "./format.js";
+
+const DIM_ALPHA = 0.12;
+
+/** Hex colour + alpha -> [r, g, b, a] in 0..1 (regl-scatterplot's rgba quadruple). */
+export function rgba(hex, alpha = 1) {
+  const c = safeColor(hex);
+  return [1, 3, 5].map((i) => parseInt(c.slice(i, i + 2), 16) / 255).concat([alpha]);
+}
+
+/** Point colours by topic: the highlighted topic (if any) opaque, the others dimmed. */
+export function topicColors(topics, highlight, alpha = 0.85) {
+  const on = Number.isInteger(highlight);
+  return topics.map((t, k) => rgba(t?.color, on && k !== highlight ? DIM_ALPHA : alpha));
+}
+
+/** Data coordinates -> screen pixels, from the camera's view matrix (column-major 4x4). */
+export function project(view, width, height, x, y) {
+  const px = (view[0] * x + view[4] * y + view[12]) / (width / height);
+  const py = view[1] * x + view[5] * y + view[13];
+  return [(width * (px + 1)) / 2, height * (0.5 - py / 2)];
+}
+
+/** Split interleaved x, y into the column arrays regl-scatterplot draws. */
+export function columns(points, topics) {
+  const n = Math.min(points.length >> 1, topics.length);
+  const x = new Float32Array(n);
+  const y = new Float32Array(n);
+  const z = new Float32Array(n);
+  for (let i = 0; i < n; i += 1) {
+    x[i] = points[2 * i];
+    y[i] = points[2 * i + 1];
+    z[i] = topics[i];
+  }
+  return { x, y, z };
+}
+
+export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "Corpus map" }) {
+  const canvas = h("canvas", { class: "abstractor-map-canvas", "aria-hidden": "true" });
+  const overlay = h("div", { class: "abstractor-map-overlay" });
+  const here = h("div", { class: "abstractor-map-here", role: "img", "aria-label": "You are here: the analysed abstract", hidden: true }, h("span", { text: "you are here" }));
+  const tip = h("div", { class: "abstractor-map-tip", role: "tooltip", hidden: true });
+  const frame = h(
+    "div",
+    { class: "abstractor-map-frame", tabindex: "0", role: "application", "aria-label": `${label}. Arrow keys pan, + and - zoom, 0 resets.` },
+    canvas,
+    overlay,
+    here,
+    tip,
+  );
+  const el = h("div", { class: "abstractor-map" }, frame);
+
+  let plot = null;
+  let n = 0;
+  let topics = [];
+  let highlight = null;
+  let centroids = [];
+  let herePoint = null;
+  let similar = [];
+  let lasso = false;
+  let hovered = -1;
+  let ringEls = [];
+  let labelEls = [];
+  let firstPaint = null;
+  const stats = { points: 0, firstPaintMs: null, frames: 0 };
+
+  function ensurePlot() {
+    if (plot) return plot;
+    const { width, height } = frame.getBoundingClientRect();
+    plot = createScatterplot({
+      canvas,
+      width: Math.max(1, Math.round(width)),
+      height: Math.max(1, Math.round(height)),
+      pointSize: 3,
+      pointSizeSelected: 2,
+      pointOutlineWidth: 1,
+      opacityBy: null,
+      backgroundColor: [0, 0, 0, 0],
+      lassoColor: [0.2, 0.5, 1, 1],
+      lassoMinDelay: 0,
+      lassoMinDist: 2,
+      deselectOnDblClick: false,
+      deselectOnEscape: true,
+      spatialIndexUseWorker: false,
+      keyMap: { lasso: "shift" },
+    });
+    plot.subscribe("pointOver", (i) => {
+      hovered = i;
+      showTip(i);
+      onHover?.(i);
+    });
+    plot.subscribe("pointOut", () => {
+      hovered = -1;
+      tip.hidden = true;
+    });
+    plot.subscribe("select", ({ points }) => {
+      if (lasso || points.length > 1) onSelect?.(Uint32Array.from(points));
+      else if (points.length === 1) {
+        onOpen?.(points[0]);
+        plot.deselect({ preventEvent: true });
+      }
+    });
+    plot.subscribe("deselect", () => onSelect?.(new Uint32Array(0)));
+    plot.subscribe("view", placeOverlay);
+    plot.subscribe("draw", () => {
+      stats.frames += 1;
+      if (firstPaint === null && n) {
+        firstPaint = performance.now();
+        stats.firstPaintMs = firstPaint - stats.startedAt;
+        frame.dataset.firstPaint = "true";
+      }
+    });
+    return plot;
+  }
+
+  function showTip(i, info) {
+    const t = Number.isInteger(info?.topic) ? topics[info.topic] : null;
+    const parts = info
+      ? [
+          h("strong", { text: String(info.title || info.id || "") }),
+          h("span", { class: "abstractor-map-tip-meta", text: [info.published, info.categories].filter(Boolean).join(" \u00B7 ") }),
+          t ? h("span", { class: "abstractor-map-tip-meta", text: `topic ${info.topic}: ${t.label || ""}` }) : null,
+          h("span", { class: "abstractor-map-tip-hint", text: "click to analyse this paper" }),
+        ]
+      : [h("span", { class: "abstractor-map-tip-meta", text: "\u2026" })];
+    tip.replaceChildren(...parts.filter(Boolean));
+    tip.dataset.row = String(i);
+    tip.hidden = false;
+    if (!plot || !n) return;
+    const [x, y] = plot.getScreenPosition(i) || [0, 0];
+    const w = frame.clientWidth;
+    tip.style.left = `${Math.max(4, Math.min(x + 10, w - tip.offsetWidth - 4))}px`;
+    tip.style.top = `${Math.max(4, y + 10)}px`;
+  }
+
+  /** The kernel's answer to a hover: show it if the pointer is still there. */
+  function hoverInfo(info) {
+    if (info && info.row === hovered) showTip(info.row, info);
+  }
+
+  function colors() {
+    plot?.set({ pointColor: topicColors(topics.length ? topics : [{}], highlight) });
+  }
+
+  function setData(points, pointTopics, topicList) {
+    stats.startedAt = performance.now();
+    topics = topicList;
+    n = Math.min(points.length >> 1, pointTopics.length);
+    stats.points = n;
+    frame.dataset.points = String(n);
+    const p = ensurePlot();
+    colors();
+    firstPaint = null;
+    return p.draw(columns(points, pointTopics), { zDataType: "categorical" }).then(() => {
+      p.set({ colorBy: "valueA" });
+      placeOverlay();
+    });
+  }
+
+  function setTopics(topicList, hl) {
+    topics = topicList;
+    highlight = Number.isInteger(hl) ? hl : null;
+    colors();
+    drawLabels();
+  }
+
+  function setMask(mask) {
+    if (!plot || !n) return;
+    if (!mask || !mask.length) {
+      plot.unfilter({ preventEvent: true });
+      frame.dataset.filtered = "";
+      return;
+    }
+    const keep = [];
+    for (let i = 0; i < n; i += 1) if (mask[i]) keep.push(i);
+    frame.dataset.filtered = String(keep.length);
+    plot.filter(keep, { preventEvent: true });
+  }
+
+  function setCentroids(list) {
+    centroids = Array.isArray(list) ? list : [];
+    drawLabels();
+  }
+
+  function drawLabels() {
+    labelEls = centroids.map((c, k) => {
+      if (!Array.isArray(c) || !topics[k]) return null;
+      return h("button", {
+        type: "button",
+        class: `abstractor-map-label${highlight === k ? " abstractor-on" : ""}`,
+        dataset: { topic: String(k) },
+        "aria-pressed": String(highlight === k),
+        title: `Highlight topic ${k}`,
+        style: { "--abstractor-c": safeColor(topics[k]?.color) },
+        onclick: () => onTopic?.(k),
+        text: String(topics[k]?.label || `Topic ${k}`),
+      });
+    });
+    placeOverlay();
+  }
+
+  function setHere(point) {
+    herePoint = Array.isArray(point) && point.length === 2 ? point : null;
+    here.hidden = !herePoint;
+    frame.dataset.here = herePoint ? herePoint.join(",") : "";
+    placeOverlay();
+  }
+
+  function setSimilar(rows) {
+    similar = Array.isArray(rows) ? rows.filter((r) => Number.isInteger(r) && r >= 0 && r < n) : [];
+    ringEls = similar.map((r, i) => h("span", { class: "abstractor-map-ring", dataset: { row: String(r) }, title: `similar paper ${i + 1}` }));
+    placeOverlay();
+  }
+
+  function placeOverlay() {
+    if (!plot || !n) {
+      overlay.replaceChildren();
+      return;
+    }
+    const view = plot.get("cameraView");
+    const w = frame.clientWidth;
+    const hgt = frame.clientHeight;
+    const at = (node, x, y) => {
+      const [sx, sy] = project(view, w, hgt, x, y);
+      const inside = sx >= -20 && sx <= w + 20 && sy >= -20 && sy <= hgt + 20;
+      node.hidden = !inside;
+      node.style.transform = `translate(${sx.toFixed(1)}px, ${sy.toFixed(1)}px)`;
+    };
+    const nodes = [];
+    labelEls.forEach((node, k) => {
+      if (!node) return;
+      at(node, centroids[k][0], centroids[k][1]);
+      nodes.push(node);
+    });
+    similar.forEach((row, i) => {
+      const node = ringEls[i];
+      const points = plot.get("points");
+      const p = points[row];
+      if (p) at(node, p[0], p[1]);
+      nodes.push(node);
+    });
+    overlay.replaceChildren(...nodes);
+    if (herePoint) at(here, herePoint[0], herePoint[1]);
+  }
+
+  function setLasso(on) {
+    lasso = Boolean(on);
+    plot?.set({ mouseMode: lasso ? "lasso" : "panZoom" });
+    frame.classList.toggle("abstractor-lasso", lasso);
+  }
+
+  function clearSelection() {
+    plot?.deselect();
+  }
+
+  function zoom(factor) {
+    if (!plot) return;
+    const d = plot.get("cameraDistance");
+    plot.set({ cameraDistance: Math.min(20, Math.max(0.02, d * factor)) });
+  }
+
+  function pan(dx, dy) {
+    if (!plot) return;
+    const [x, y] = plot.get("cameraTarget");
+    const d = plot.get("cameraDistance");
+    plot.set({ cameraTarget: [x + dx * d * 0.1, y + dy * d * 0.1] });
+  }
+
+  function reset() {
+    plot?.set({ cameraTarget: [0, 0], cameraDistance: 1 });
+  }
+
+  frame.addEventListener("keydown", (e) => {
+    const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, 1], ArrowDown: [0, -1] };
+    if (e.key in moves) pan(...moves[e.key]);
+    else if (e.key === "+" || e.key === "=") zoom(1 / 1.25);
+    else if (e.key === "-") zoom(1.25);
+    else if (e.key === "0") reset();
+    else return;
+    e.preventDefault();
+  });
+
+  const resize = new ResizeObserver(() => {
+    if (!plot) return;
+    const { width, height } = frame.getBoundingClientRect();
+    if (width > 0 && height > 0) plot.set({ width: Math.round(width), height: Math.round(height) });
+    placeOverlay();
+  });
+  resize.observe(frame);
+
+  return {
+    el,
+    frame,
+    stats,
+    setData,
+    setTopics,
+    setMask,
+    setCentroids,
+    setHere,
+    setSimilar,
+    setLasso,
+    clearSelection,
+    hoverInfo,
+    zoom,
+    pan,
+    reset,
+    get plot() {
+      return plot;
+    },
+    destroy() {
+      resize.disconnect();
+      plot?.destroy();
+      plot = null;
+    },
+  };
+}

@@ -1,0 +1,353 @@
+"""Exploring the corpus: default topic names, topics over time, filters, export, the corpus map
+(saved, loaded, extended by update, placing a text) and the ExploreWidget's contract."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from abstractor_widgets import Abstractor
+from abstractor_widgets.explore import (
+    Facets,
+    Filters,
+    TopicTrends,
+    default_topic_name,
+    is_default_label,
+    to_bibtex,
+    to_csv,
+)
+from abstractor_widgets.explore_widget import NO_MAP_MESSAGE, ExploreWidget
+from abstractor_widgets.layout import MAP_FILES, CorpusMap
+from abstractor_widgets.store import ArtifactError, read_manifest
+from synthetic_data import make_synthetic_frame
+
+MONTHS = ["2024-01", "2024-02", "2024-03", "2024-04", "2024-05", "2024-06"]
+VISION_TEXT = "We segment each image with a convolution network and detect every object in the video scene depth camera."
+
+
+def _frame(n_docs: int = 240, seed: int = 0) -> pd.DataFrame:
+    """The synthetic corpus with months spread over half a year, two categories for some
+    papers, a few undated ones (the month then comes from the arXiv id)."""
+    frame = make_synthetic_frame(n_docs, seed=seed)
+    frame["published"] = [f"{MONTHS[i % 6]}-{1 + i % 28:02d}" for i in range(len(frame))]
+    frame.loc[frame.index % 10 == 3, "categories"] = frame["categories"] + " cs.LG"
+    frame.loc[frame.index % 25 == 7, "published"] = ""  # ids 2401.* -> month 2024-01
+    return frame
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return _frame()
+
+
+@pytest.fixture(scope="module")
+def mapped_artifact(tmp_path_factory, frame):
+    out = tmp_path_factory.mktemp("explore") / "model"
+    Abstractor.train(frame, 4, out=out, passes=20, progress=False, random_state=1, no_above=0.9,
+                     layout={"random_state": 0})
+    return out
+
+
+@pytest.fixture()
+def mapped(mapped_artifact, tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(mapped_artifact, copy)
+    return Abstractor.load(copy)
+
+
+@pytest.fixture(scope="module")
+def unmapped_artifact(tmp_path_factory, frame):
+    out = tmp_path_factory.mktemp("explore-nomap") / "model"
+    Abstractor.train(frame, 4, out=out, passes=20, progress=False, random_state=1, no_above=0.9, layout=False)
+    return out
+
+
+# -- (a) readable default topic names -------------------------------------------------------
+def test_default_topic_name_joins_strongest_terms():
+    assert default_topic_name([("policy", 0.1), ("reward", 0.05), ("agent", 0.04), ("state", 0.01)]) == "policy · reward · agent"
+    assert default_topic_name(["neural_network", "network", "graph", "node"]) == "neural network · graph · node"
+    assert default_topic_name([]) == "(no terms)"
+    assert is_default_label("Topic 7", 7) and not is_default_label("Topic 7", 3) and not is_default_label("RL", 7)
+
+
+def test_topics_are_named_by_their_terms_until_labelled(mapped):
+    topics = mapped.topics
+    assert [t["id"] for t in topics] == list(range(4))
+    for topic in topics:
+        assert topic["label"] == " · ".join([term for term, _ in topic["terms"]][:3])
+        assert not topic["label"].startswith("Topic ")
+    before = [t["label"] for t in topics]
+    mapped.label_topic(2, "Protein design")
+    after = [t["label"] for t in mapped.topics]
+    assert after[2] == "Protein design" and after[:2] == before[:2] and after[3] == before[3]
+    assert Abstractor.load(mapped.path).topics[2]["label"] == "Protein design"
+    assert read_manifest(mapped.path)["labels"][0] == "Topic 0"  # stored: still unnamed
+    assert mapped.widget().topics[0]["label"] == before[0]
+
+
+# -- (b) topics over time -------------------------------------------------------------------
+def test_facets_months_and_categories(mapped, frame):
+    facets = mapped.facets
+    assert facets.months == MONTHS
+    undated = frame.index[frame["published"] == ""]
+    assert len(undated) and all(facets.months[facets.month[i]] == "2024-01" for i in undated)  # from the id 2401.*
+    assert facets.categories[0] == "cs.LG" or facets.category_counts[0] >= facets.category_counts[1]
+    lg = facets.in_categories(["cs.LG"])
+    assert lg.tolist() == frame["categories"].str.contains("cs.LG").tolist()
+    assert mapped.facets is facets  # decoded once
+
+
+def test_trends_match_a_pandas_groupby(mapped, frame):
+    trends = mapped.trends()
+    assert isinstance(trends, TopicTrends) and trends.months == MONTHS
+    mix = pd.DataFrame(np.asarray(mapped.model.doc_topics_, dtype=np.float64))
+    month = [MONTHS[mapped.facets.month[i]] for i in range(len(frame))]
+    expected = mix.groupby(month).mean()
+    np.testing.assert_allclose(trends.frame().to_numpy(), expected.to_numpy(), atol=1e-5)
+    assert trends.counts.tolist() == pd.Series(month).value_counts().sort_index().tolist()
+    np.testing.assert_allclose(trends.shares.sum(axis=1), 1.0, atol=1e-4)
+    # per category: papers listed in cs.CL only
+    cl = frame["categories"].str.split().apply(lambda cats: "cs.CL" in cats).to_numpy()
+    expected_cl = mix[cl].groupby(np.asarray(month)[cl]).mean()
+    got = trends.frame("cs.CL")
+    np.testing.assert_allclose(got.loc[expected_cl.index].to_numpy(), expected_cl.to_numpy(), atol=1e-5)
+    assert mapped.trends() is trends  # computed once
+    state = json.loads(json.dumps(trends.to_state()))
+    assert state["months"] == MONTHS and len(state["shares"]) == 6 and len(state["shares"][0]) == 4
+
+
+def test_trends_with_filters(mapped, frame):
+    trends = mapped.trends(filters={"categories": ["q-bio.BM"]})
+    assert trends.counts.sum() == frame["categories"].str.split().apply(lambda c: "q-bio.BM" in c).sum()
+
+
+# -- (c) filters -----------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", [
+    {"categories": "x" * 41}, {"date_from": "January"}, {"date_to": "2024/01"}, {"keyword": 3},
+    {"keyword": "w" * 201}, {"colour": "red"}, {"categories": [1, 2]},
+])
+def test_filters_reject_invalid_values(bad):
+    with pytest.raises(ValueError):
+        Filters.from_dict(bad)
+
+
+def test_filter_mask_combines_category_dates_and_keyword(mapped, frame):
+    assert mapped.filter_mask({}) is None and mapped.filter_mask(None) is None
+    mask = mapped.filter_mask({"categories": ["cs.CV", "cs.RO"], "date_from": "2024-02", "date_to": "2024-03-15"})
+    month = np.array([MONTHS[m] for m in mapped.facets.month])
+    expected = np.array(frame["categories"].str.split().apply(lambda c: bool({"cs.CV", "cs.RO"} & set(c))), dtype=bool)
+    expected &= (month >= "2024-02") & (month <= "2024-03")
+    assert mask.tolist() == expected.tolist() and mask.any()
+    words = mapped.filter_mask({"keyword": "gripper torque"})
+    texts = (frame["title"] + " " + frame["abstract"]).str.lower()
+    assert words.tolist() == (texts.str.contains("gripper") & texts.str.contains("torque")).tolist()
+    with pytest.raises(ValueError, match="no word"):
+        mapped.filter_mask({"keyword": "zzzqqq"})
+
+
+def test_similar_filtered_ranks_among_kept_papers_only(mapped, frame):
+    plain = mapped.similar(VISION_TEXT, n=5)
+    assert [h["id"] for h in mapped.similar_filtered(VISION_TEXT, n=5)] == [h["id"] for h in plain]
+    hits = mapped.similar_filtered(VISION_TEXT, n=5, filters={"categories": ["cs.CL"]})
+    assert len(hits) == 5 and all("cs.CL" in h["categories"].split() for h in hits)
+    assert not {h["id"] for h in hits} & {h["id"] for h in plain}  # vision papers filtered out, list still full
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    few = mapped.filter_mask({"categories": ["cs.CV"], "date_from": "2024-06", "keyword": "pixel"})
+    hits = mapped.similar_filtered(VISION_TEXT, n=50, filters={"categories": ["cs.CV"], "date_from": "2024-06", "keyword": "pixel"})
+    assert {h["id"] for h in hits} <= set(frame["id"][few]) and len(hits) == min(50, few.sum())
+    empty = mapped.similar_filtered(VISION_TEXT, n=5, filters={"date_from": "2030-01"})
+    assert empty == [] and empty.reason == "No paper matches the filters."
+
+
+def test_widget_filter_restricts_similar_papers(mapped):
+    w = mapped.widget(text=VISION_TEXT, n_similar=5)
+    x = ExploreWidget(w)
+    x.filters = {"categories": ["q-bio.BM"]}
+    assert w.similar and all("q-bio.BM" in h["categories"].split() for h in w.similar)
+    assert x.filter_count == int(mapped.filter_mask({"categories": ["q-bio.BM"]}).sum())
+    assert len(x.map_mask) == len(mapped) and sum(x.map_mask) == x.filter_count
+    assert sum(x.trends["counts"]) == x.filter_count
+    x.filters = {}
+    assert x.map_mask == b"" and any(h["categories"] == "cs.CV" for h in w.similar)
+    x.send_state = lambda *a, **k: None
+    x.set_state({"filters": {"date_from": "soon"}})
+    assert "date_from" in x.error and x.filters == {"categories": [], "date_from": "", "date_to": "", "keyword": ""}
+
+
+# -- (d) export ------------------------------------------------------------------------------
+HITS = [
+    {"id": "2507.12060", "title": "=cmd|' /C calc'!A0 and {braces} & 50% of $x$_1", "score": 0.91234,
+     "categories": "cs.LG stat.ML", "published": "2025-07-16", "url": "https://arxiv.org/abs/2507.12060"},
+    {"id": "cs/0701001", "title": "An  old\nstyle   id", "score": 0.5, "categories": "cs.AI", "published": ""},
+]
+
+
+def test_csv_export():
+    rows = list(csv.reader(io.StringIO(to_csv(HITS))))
+    assert rows[0] == ["id", "title", "year", "published", "categories", "url", "score"]
+    assert rows[1][0] == "2507.12060" and rows[1][1].startswith("'=cmd")  # never a formula
+    assert rows[1][2] == "2025" and rows[1][5] == "https://arxiv.org/abs/2507.12060" and rows[1][6] == "0.91234"
+    assert rows[2][1] == "An old style id" and rows[2][5] == "https://arxiv.org/abs/cs/0701001" and rows[2][2] == ""
+    assert to_csv([]).strip() == "id,title,year,published,categories,url,score"
+
+
+def test_bibtex_export():
+    bib = to_bibtex(HITS)
+    entries = bib.strip().split("\n\n")
+    assert len(entries) == 2 and entries[0].startswith("@misc{arxiv:2507.12060,") and entries[0].endswith("}")
+    assert r"\{braces\} \& 50\% of \$x\$\_1" in entries[0]
+    for field in ("year = {2025}", "eprint = {2507.12060}", "archivePrefix = {arXiv}", "primaryClass = {cs.LG}",
+                  "url = {https://arxiv.org/abs/2507.12060}"):
+        assert field in entries[0]
+    assert "@misc{arxiv:cs/0701001," in entries[1] and "year" not in entries[1]
+    assert entries[0].count("{") == entries[0].count("}")
+
+
+def test_widget_exports_similar_and_selection(mapped):
+    w = mapped.widget(text=VISION_TEXT, n_similar=3)
+    x = ExploreWidget(w)
+    rows = list(csv.reader(io.StringIO(x.export("similar", "csv"))))
+    assert [r[0] for r in rows[1:]] == [h["id"] for h in w.similar]
+    x.select_ids(["2401.00000", "2401.00004"])
+    assert x.export("selection", "bibtex").count("@misc{") == 2
+    sent = []
+    x.send = lambda content, buffers=None: sent.append(content)
+    x._on_custom_msg(x, {"type": "export", "what": "selection", "format": "csv"}, [])
+    assert sent[-1]["type"] == "download" and sent[-1]["filename"] == "abstractor-selection.csv"
+    assert sent[-1]["text"].splitlines()[1].startswith("2401.00000,")
+    x._on_custom_msg(x, {"type": "export", "what": "everything", "format": "pdf"}, [])
+    assert "Export" in x.error
+
+
+# -- (e) the corpus map ----------------------------------------------------------------------
+def test_map_is_saved_with_the_artifact_and_memory_mapped(mapped, mapped_artifact):
+    manifest = read_manifest(mapped.path)
+    assert set(MAP_FILES) <= set(manifest["map"]["files"]) <= set(manifest["files"])
+    assert manifest["map"]["n_documents"] == len(mapped) == len(mapped.corpus_map)
+    coords = np.asarray(mapped.corpus_map.coords_)
+    assert coords.shape == (len(mapped), 2) and coords.dtype == np.float32
+    assert np.abs(coords).max() <= 1.0 and coords.std(axis=0).min() > 0.1
+    assert np.array_equal(coords, np.load(mapped_artifact / "map.coords.npy"))
+    # papers of one synthetic topic sit together: nearest map neighbours share the dominant topic
+    dominant = np.asarray(mapped.model.doc_topics_).argmax(axis=1)
+    d = ((coords[:, None, :] - coords[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    assert (dominant[d.argmin(axis=1)] == dominant).mean() > 0.9
+
+
+def test_placing_a_text_and_an_indexed_paper(mapped, frame):
+    row = 8
+    x, y = mapped.place(frame["abstract"][row])
+    coords = np.asarray(mapped.corpus_map.coords_)
+    dominant = np.asarray(mapped.model.doc_topics_).argmax(axis=1)
+    nearest = np.argsort(((coords - [x, y]) ** 2).sum(1))[:10]
+    assert (dominant[nearest] == dominant[row]).mean() >= 0.8
+    assert mapped.place("the of and") is None
+    feature = CorpusMap.features_of(mapped, np.array([row]))
+    assert np.allclose(mapped.corpus_map.place(feature)[0], mapped.corpus_map.place_one(feature[0]))
+
+
+def test_update_extends_the_map_with_the_fitted_transform(mapped):
+    before = np.array(mapped.corpus_map.coords_)
+    new = _frame(40, seed=5)
+    new["id"] = [f"2402.{i:05d}" for i in range(len(new))]
+    assert mapped.update(new) == 40
+    after = np.asarray(mapped.corpus_map.coords_)
+    assert after.shape == (len(before) + 40, 2)
+    assert np.array_equal(after[: len(before)], before)  # no new layout
+    assert read_manifest(mapped.path)["map"]["n_documents"] == len(before) + 40
+    dominant = np.asarray(mapped.model.doc_topics_).argmax(axis=1)
+    old = before
+    agree = []
+    for i in range(len(before), len(after)):
+        nearest = np.argsort(((old - after[i]) ** 2).sum(1))[:5]
+        agree.append((dominant[nearest] == dominant[i]).mean())
+    assert np.mean(agree) > 0.8
+
+
+def test_artifact_without_map_still_loads_and_says_how_to_add_it(unmapped_artifact, tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(unmapped_artifact, copy)
+    ab = Abstractor.load(copy)
+    assert ab.corpus_map is None and "map" not in read_manifest(copy) and ab.place(VISION_TEXT) is None
+    x = ExploreWidget(ab.widget(text=VISION_TEXT))
+    assert x.n_points == 0 and x.map_points == b"" and "build_map()" in x.map_status
+    assert x.map_status == NO_MAP_MESSAGE.format(path=copy)
+    assert x.trends["months"] == MONTHS  # trends and filters work without a map
+    ab.build_map(random_state=0)
+    assert len(Abstractor.load(copy).corpus_map) == len(ab)
+
+
+def test_corrupt_map_is_refused(mapped):
+    manifest = read_manifest(mapped.path)
+    manifest["map"]["n_documents"] += 1
+    (mapped.path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(ArtifactError, match="corpus map"):
+        Abstractor.load(mapped.path)
+
+
+# -- the ExploreWidget -----------------------------------------------------------------------
+def test_explorer_sends_the_map_as_binary_buffers(mapped):
+    w = mapped.widget()
+    x = mapped.explorer(w)
+    assert isinstance(x.map_points, bytes) and len(x.map_points) == 8 * len(mapped)
+    points = np.frombuffer(x.map_points, dtype=np.float32).reshape(-1, 2)
+    assert np.array_equal(points, np.asarray(mapped.corpus_map.coords_))
+    topics = np.frombuffer(x.map_topics, dtype=np.uint8)
+    assert topics.tolist() == np.asarray(mapped.model.doc_topics_).argmax(axis=1).tolist()
+    assert len(x.centroids) == 4 and all(len(c) == 2 for c in x.centroids)
+    state = x.get_state()
+    assert isinstance(state["map_points"], (bytes, memoryview))
+    assert x.topics == w.topics and x.here == []
+
+
+def test_explorer_follows_the_analyser(mapped, frame):
+    w = mapped.widget()
+    x = ExploreWidget(w)
+    w.text = VISION_TEXT
+    assert len(x.here) == 2 and x.here == [round(v, 4) for v in mapped.place(VISION_TEXT)]
+    assert x.similar_rows == [mapped.documents.position(h["id"]) for h in w.similar]
+    w.load_document("2401.00010")
+    assert x.here == np.round(np.asarray(mapped.corpus_map.coords_[10], dtype=float), 4).tolist()
+    x.highlight_topic = 2
+    assert w.highlight_topic == 2
+    w.highlight_topic = None
+    assert x.highlight_topic is None
+    w.rename_topic(1, "Robots")
+    assert x.topics[1]["label"] == "Robots"
+
+
+def test_explorer_messages(mapped):
+    w = mapped.widget()
+    x = ExploreWidget(w)
+    sent = []
+    x.send = lambda content, buffers=None: sent.append(content)
+    x._on_custom_msg(x, {"type": "hover", "row": 5}, [])
+    assert sent[-1] == {"type": "hover", "row": 5, "id": "2401.00005", "title": "A language paper number 5",
+                        "published": mapped.documents[5].published, "categories": mapped.documents[5].categories,
+                        "topic": int(np.asarray(mapped.model.doc_topics_[5]).argmax())}
+    x._on_custom_msg(x, {"type": "open", "row": 7}, [])
+    assert w.source["id"] == "2401.00007" and w.text == mapped.documents[7].text
+    x._on_custom_msg(x, {"type": "select"}, [np.array([3, 1, 3, 2], dtype="<u4").tobytes()])
+    assert x.selection_count == 3 and x.selection["id"].tolist() == ["2401.00001", "2401.00002", "2401.00003"]
+    frame = x.selection
+    assert list(frame.columns) == ["row", "id", "title", "published", "categories", "topic", "topic_label", "x", "y", "url"]
+    assert frame["topic_label"].tolist() == [x.topics[k]["label"] for k in frame["topic"]]
+    for bad in ({"type": "hover", "row": -1}, {"type": "hover", "row": True}, {"type": "open", "row": 10**9},
+                {"type": "launch"}, {"no": "type"}, "text"):
+        x.error = ""
+        x._on_custom_msg(x, bad, [])
+        assert x.error
+    x.error = ""
+    x._on_custom_msg(x, {"type": "select"}, [b"\x01\x02\x03"])
+    assert x.error and x.selection_count == 3
+    x._on_custom_msg(x, {"type": "select"}, [np.array([10**6], dtype="<u4").tobytes()])
+    assert x.error and x.selection_count == 3
+    x.set_state({"map_points": b""})
+    assert "may not set" in x.error and len(x.map_points) == 8 * len(mapped)
