@@ -63,14 +63,6 @@ export function describeMix(shares, topics, limit = 6) {
   return parts.join(", ");
 }
 
-/** Clamp the "how many similar papers" input; empty or NaN -> fallback. */
-export function clampN(value, fallback = 5, lo = 1, hi = 50) {
-  if (typeof value === "string" && !value.trim()) return fallback; // field being retyped
-  const n = Math.round(Number(value));
-  if (!Number.isFinite(n)) return fallback;
-  return Math.min(hi, Math.max(lo, n));
-}
-
 const METHOD_NAMES = { hybrid: "words + topics", lexical: "shared words", lda: "topics only" };
 
 /** What a ranking method is called in the view ("hybrid" -> "words + topics"); unknown names as given. */

@@ -62,6 +62,8 @@ export function initialState(config = {}) {
     busy: false,
     error: "",
     max_text_chars: Number.isInteger(config.max_text_chars) ? config.max_text_chars : 50000,
+    n_similar_min: Number.isInteger(nSimilar.min) ? nSimilar.min : 1,
+    n_similar_max: Number.isInteger(nSimilar.max) ? nSimilar.max : 50,
     methods: first ? [first, ...methods.filter((m) => m !== first)] : [],
     editable_labels: false,
   };

@@ -7,10 +7,11 @@
 // {type: "random"}, {type: "load_similar", id}, {type: "rename_topic", topic, label}.
 
 import { h, replace, uid } from "./dom.js";
-import { clampN, methodName, safeUrl } from "./format.js";
+import { methodName, safeUrl } from "./format.js";
 import { createLegend } from "./legend.js";
 import { mixBar, mixCaption } from "./mix.js";
 import { createSimilarList } from "./similar.js";
+import { RequestGate, clampN, read } from "./requests.js";
 import { createTextView } from "./text-view.js";
 import { watchTheme } from "./theme.js";
 
@@ -32,13 +33,13 @@ function render({ model, el }) {
   let focusTextAfterLoad = false;
   let dismissedError = null;
   let heldBack = false; // a result arrived while a newer request was pending and was not drawn
-  let queued = false; // input waiting for the request in flight to be answered
+  const gate = new RequestGate(model, { text: "", n_similar: 5, method: "" });
 
   const send = (msg) => model.send(msg);
-  const get = (key, fallback) => {
-    const v = model.get(key);
-    return v === undefined || v === null ? fallback : v;
-  };
+  const get = (key, fallback) => read(model, key, fallback);
+  // bounds of "Show n" and of the text come from the kernel (traits), not from this file
+  const nBounds = () => [Number(get("n_similar_min", 1)), Number(get("n_similar_max", 50))];
+  const toN = (value) => clampN(value, get("n_similar", 5), ...nBounds());
 
   // ------------------------------------------------------------- structure
   const root = h("div", { class: "abstractor-root", "data-lm-suppress-shortcuts": "true" });
@@ -121,8 +122,8 @@ function render({ model, el }) {
     id: ids.n,
     class: "abstractor-n",
     type: "number",
-    min: "1",
-    max: "50",
+    min: String(nBounds()[0]),
+    max: String(nBounds()[1]),
     step: "1",
     inputmode: "numeric",
   });
@@ -173,46 +174,25 @@ function render({ model, el }) {
   const stopTheme = watchTheme(root);
 
   // ------------------------------------------------------------- inputs
-  // At most one request is in flight: input arriving meanwhile is sent (latest value
-  // only) when the answer comes, so a slow kernel never builds up a backlog.
-  const inFlight = () => Number(get("result_id", 0)) < Number(get("request_id", 0));
-  const pending = () => textTimer !== null || nTimer !== null || queued || inFlight();
+  // The request logic (one request in flight, the latest input queued) is requests.js's.
+  const pending = () => textTimer !== null || nTimer !== null || gate.queued || gate.inFlight();
 
-  /** Send the current text and n (whichever changed) as one request. */
+  /** Send the current text, n and ranking (whichever changed) as one request. */
   function flush() {
     clearTimeout(textTimer);
     clearTimeout(nTimer);
     textTimer = nTimer = null;
-    if (inFlight()) {
-      queued = true;
-      drawStatus();
-      return;
-    }
-    queued = false;
-    const n = clampN(nInput.value, get("n_similar", 5));
-    let changed = false;
-    if (textarea.value !== get("text", "")) {
-      model.set("text", textarea.value);
-      changed = true;
-    }
-    if (n !== get("n_similar", 5)) {
-      model.set("n_similar", n);
-      changed = true;
-    }
-    if (!methodLabel.hidden && methodSelect.value !== get("method", "")) {
-      model.set("method", methodSelect.value);
-      changed = true;
-    }
-    if (changed) {
-      model.set("request_id", Number(get("request_id", 0)) + 1);
-      model.save_changes();
-      drawStatus();
-    } else if (heldBack) schedule(); // nothing new to send: draw the result held back
+    const outcome = gate.submit({
+      text: textarea.value,
+      n_similar: toN(nInput.value),
+      method: methodLabel.hidden ? undefined : methodSelect.value,
+    });
+    if (outcome === "unchanged" && heldBack) schedule(); // nothing new to send: draw the result held back
     else drawStatus();
   }
 
   function commitN() {
-    nInput.value = String(clampN(nInput.value, get("n_similar", 5)));
+    nInput.value = String(toN(nInput.value));
     flush();
   }
 
@@ -377,7 +357,7 @@ function render({ model, el }) {
     on(`change:${key}`, schedule);
   }
   on("change:result_id", () => {
-    if (queued && !inFlight()) flush(); // send what was typed while waiting
+    if (gate.due()) flush(); // send what was typed while waiting
     schedule();
   });
   on("change:highlight_topic", drawHighlight);
@@ -388,15 +368,20 @@ function render({ model, el }) {
   on("change:text", () => {
     const text = get("text", "");
     // Never overwrite what the user is still typing.
-    if (textTimer === null && !queued && textarea.value !== text) textarea.value = text;
+    if (textTimer === null && !gate.queued && textarea.value !== text) textarea.value = text;
   });
   on("change:n_similar", () => {
     if (nTimer === null) nInput.value = String(get("n_similar", 5));
   });
   on("change:methods", drawMethods);
   on("change:method", () => {
-    if (!queued) methodSelect.value = get("method", "");
+    if (!gate.queued) methodSelect.value = get("method", "");
   });
+  for (const key of ["n_similar_min", "n_similar_max"]) {
+    on(`change:${key}`, () => {
+      [nInput.min, nInput.max] = nBounds().map(String);
+    });
+  }
 
   drawMethods();
   drawError();

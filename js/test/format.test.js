@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import test from "node:test";
 
-import { clampN, describeMix, methodName, pct, rgbChannels, safeColor, safePattern, safeUrl, score, topShares, topicName } from "../src/format.js";
+import { describeMix, methodName, pct, rgbChannels, safeColor, safePattern, safeUrl, score, topShares, topicName } from "../src/format.js";
 
 test("safeUrl keeps http(s) only", () => {
   assert.equal(safeUrl("https://arxiv.org/abs/2401.00001"), "https://arxiv.org/abs/2401.00001");
@@ -48,16 +48,6 @@ test("describeMix names topics by label", () => {
   assert.equal(describeMix(topShares([0.7, 0.3]), topics), "Vision 70%, Topic 1 30%");
   assert.equal(describeMix([], topics), "no topical words");
   assert.equal(topicName(undefined, 4), "Topic 4");
-});
-
-test("clampN", () => {
-  assert.equal(clampN("7"), 7);
-  assert.equal(clampN("0"), 1);
-  assert.equal(clampN("-3"), 1);
-  assert.equal(clampN("500"), 50);
-  assert.equal(clampN("abc", 5), 5);
-  assert.equal(clampN("", 9), 9);
-  assert.equal(clampN("4.6"), 5);
 });
 
 test("ranking methods get readable names", () => {
