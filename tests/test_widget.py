@@ -18,6 +18,7 @@ from abstractor_widgets.widget import (
     MAX_LABEL_CHARS,
     MAX_TEXT_CHARS,
     N_SIMILAR_MAX,
+    N_SIMILAR_MIN,
     PALETTE,
     PATTERNS,
     topic_style,
