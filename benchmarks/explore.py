@@ -211,10 +211,10 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"><link rel="stylesheet
 <script type="module">
 import { createCorpusMap } from "./explore.js";
 const PALETTE = ["#E69F00","#56B4E9","#009E73","#F0E442","#0072B2","#D55E00","#CC79A7"];
-window.run = async (n, seconds) => {
+window.run = async (n, seconds, options = {}) => {
   const host = document.getElementById("host");
   host.replaceChildren();
-  const map = createCorpusMap({});
+  const map = createCorpusMap(options);
   host.append(map.el);
   await new Promise((r) => requestAnimationFrame(r));
   const pts = new Float32Array(2 * n), tp = new Uint8Array(n);
@@ -223,7 +223,6 @@ window.run = async (n, seconds) => {
     pts[2*i] = r * Math.cos(a) + (rnd() - 0.5) * 0.5; pts[2*i+1] = r * Math.sin(a) + (rnd() - 0.5) * 0.5; tp[i] = k; }
   const topics = Array.from({length: 20}, (_, k) => ({label: "t" + k, color: PALETTE[k % 7]}));
   const t0 = performance.now();
-  const painted = new Promise((resolve) => map.plot ? resolve() : resolve());
   await map.setData(pts, tp, topics);
   await new Promise((r) => { const check = () => map.stats.firstPaintMs !== null ? r() : requestAnimationFrame(check); check(); });
   const firstPaint = map.stats.firstPaintMs;

@@ -40,8 +40,9 @@ function render({ model, el }) {
   };
   const send = (msg, buffers) => model.send(msg, undefined, buffers);
 
-  const root = h("div", { class: "abstractor-root abstractor-explore", "data-lm-suppress-shortcuts": "true" });
-  const errorBox = h("div", { class: "abstractor-error", role: "alert", hidden: true });
+  // not an .abstractor-root: selectors scoped to the analyser never match the explorer
+  const root = h("div", { class: "abstractor-explore", "data-lm-suppress-shortcuts": "true" });
+  const errorBox = h("div", { class: "abstractor-error abstractor-explore-error", role: "alert", hidden: true });
   const filters = createFilters({
     onApply: (value) => {
       model.set("filters", value);

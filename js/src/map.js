@@ -42,7 +42,7 @@ export function columns(points, topics) {
   return { x, y, z };
 }
 
-export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "Corpus map" }) {
+export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "Corpus map", performanceMode = false, pointSize = 3 }) {
   const canvas = h("canvas", { class: "abstractor-map-canvas", "aria-hidden": "true" });
   const overlay = h("div", { class: "abstractor-map-overlay" });
   const here = h("div", { class: "abstractor-map-here", role: "img", "aria-label": "You are here: the analysed abstract", hidden: true }, h("span", { text: "you are here" }));
@@ -69,6 +69,8 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
   let ringEls = [];
   let labelEls = [];
   let firstPaint = null;
+  let xs = new Float32Array(0);
+  let ys = new Float32Array(0);
   const stats = { points: 0, firstPaintMs: null, frames: 0 };
 
   function ensurePlot() {
@@ -78,7 +80,8 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
       canvas,
       width: Math.max(1, Math.round(width)),
       height: Math.max(1, Math.round(height)),
-      pointSize: 3,
+      pointSize,
+      performanceMode,
       pointSizeSelected: 2,
       pointOutlineWidth: 1,
       opacityBy: null,
@@ -89,7 +92,7 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
       deselectOnDblClick: false,
       deselectOnEscape: true,
       spatialIndexUseWorker: false,
-      keyMap: { lasso: "shift" },
+      actionKeyMap: { lasso: "shift" },
     });
     plot.subscribe("pointOver", (i) => {
       hovered = i;
@@ -158,7 +161,10 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
     const p = ensurePlot();
     colors();
     firstPaint = null;
-    return p.draw(columns(points, pointTopics), { zDataType: "categorical" }).then(() => {
+    const data = columns(points, pointTopics);
+    xs = data.x;
+    ys = data.y;
+    return p.draw(data, { zDataType: "categorical" }).then(() => {
       p.set({ colorBy: "valueA" });
       placeOverlay();
     });
@@ -234,19 +240,38 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
       node.style.transform = `translate(${sx.toFixed(1)}px, ${sy.toFixed(1)}px)`;
     };
     const nodes = [];
+    const placed = [];
     labelEls.forEach((node, k) => {
       if (!node) return;
-      at(node, centroids[k][0], centroids[k][1]);
+      let [sx, sy] = project(view, w, hgt, centroids[k][0], centroids[k][1]);
+      // labels never cover each other: move one down (then up) until it is clear
+      const lw = node._w || 120;
+      const lh = node._h || 18;
+      const hits = (y) => placed.some((r) => Math.abs(r.x - sx) < (r.w + lw) / 2 + 2 && Math.abs(r.y - y) < (r.h + lh) / 2 + 1);
+      for (let step = 1; hits(sy) && step < 12; step += 1) sy += (step % 2 ? step : -step) * (lh + 2); // +1, -1, +2, -2 ... rows
+      placed.push({ x: sx, y: sy, w: lw, h: lh });
+      node.hidden = sx < -20 || sx > w + 20 || sy < -20 || sy > hgt + 20;
+      node.style.transform = `translate(${sx.toFixed(1)}px, ${sy.toFixed(1)}px)`;
       nodes.push(node);
     });
     similar.forEach((row, i) => {
       const node = ringEls[i];
-      const points = plot.get("points");
-      const p = points[row];
-      if (p) at(node, p[0], p[1]);
+      if (row < xs.length) at(node, xs[row], ys[row]);
       nodes.push(node);
     });
     overlay.replaceChildren(...nodes);
+    let measured = false;
+    for (const node of labelEls) {
+      if (node && node._w === undefined && node.isConnected && node.offsetWidth) {
+        node._w = node.offsetWidth;
+        node._h = node.offsetHeight;
+        measured = true;
+      }
+    }
+    if (measured) {
+      placeOverlay(); // again, with the labels' real sizes
+      return;
+    }
     if (herePoint) at(here, herePoint[0], herePoint[1]);
   }
 
@@ -286,6 +311,16 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
     else return;
     e.preventDefault();
   });
+
+  // For tests and benchmarks (a property of the element, not a global): where point i is
+  // on screen, and the counters.
+  frame.abstractorMap = {
+    stats,
+    get plot() {
+      return plot;
+    },
+    screenPosition: (i) => (plot && i >= 0 && i < n ? project(plot.get("cameraView"), frame.clientWidth, frame.clientHeight, xs[i], ys[i]) : null),
+  };
 
   const resize = new ResizeObserver(() => {
     if (!plot) return;
