@@ -8,7 +8,7 @@ sets :attr:`AbstractorWidget.error`.
 
 Examples
 --------
->>> w = AbstractorWidget.from_artifacts("artifacts/default")   # doctest: +SKIP
+>>> w = Abstractor.load("artifacts/default").widget()         # doctest: +SKIP
 >>> w.text = "We train a transformer on protein sequences."      # doctest: +SKIP
 >>> [h["title"] for h in w.similar]                              # doctest: +SKIP
 >>> w                                                            # doctest: +SKIP
@@ -235,13 +235,6 @@ class AbstractorWidget(anywidget.AnyWidget):
         self._update()
         self.on_msg(self._on_custom_msg)
 
-    @classmethod
-    def from_artifacts(cls, path: str | Path, **kwargs: Any) -> AbstractorWidget:
-        """Load saved artifacts (memory-mapped) and return a widget over them."""
-        from .abstractor import Abstractor
-
-        return cls(Abstractor.load(path), **kwargs)
-
     @property
     def abstractor(self) -> Abstractor:
         """The facade this widget shows."""
@@ -336,7 +329,7 @@ class AbstractorWidget(anywidget.AnyWidget):
             similar = [_lean_hit(h) for h in analysis.similar if h["id"] != exclude][:n]
             reason = analysis.reason or ""
             elapsed = round(analysis.elapsed_ms, 2)
-        except Exception as exc:  # a view never raises: show the problem instead
+        except Exception:  # a view never raises: show the problem instead
             logger.exception("AbstractorWidget: analysis failed")
             spans, doc_topics, similar = _plain_spans(text), [], []
             problem = "The analysis failed; the details are in the server's log."
@@ -452,7 +445,7 @@ class AbstractorWidget(anywidget.AnyWidget):
             self._handle_message(content)
         except _Rejected as exc:
             self.error = str(exc)
-        except Exception as exc:  # never let a browser message raise in the kernel
+        except Exception:  # never let a browser message raise in the kernel
             logger.exception("AbstractorWidget: message handler failed")
             self.error = "Something went wrong; the details are in the server's log."
             self.busy = False

@@ -98,7 +98,7 @@ def test_hits_are_json_safe_and_lean(widget):
 
 def test_facade_and_artifact_constructors(ab, synthetic_artifact):
     assert isinstance(ab.widget(n_similar=2), AbstractorWidget)
-    w = AbstractorWidget.from_artifacts(synthetic_artifact, text="", n_similar=7)
+    w = Abstractor.load(synthetic_artifact).widget(text="", n_similar=7)
     assert w.n_similar == 7 and w.abstractor.n_topics == ab.n_topics
 
 
@@ -255,7 +255,7 @@ def test_rename_topic_persists_with_the_model(synthetic_abstractor):
     assert widget.error == ""
     assert widget.topics[2]["label"] == "Protein design"
     assert Abstractor.load(path).topics[2]["label"] == "Protein design"
-    assert AbstractorWidget.from_artifacts(path).topics[2]["label"] == "Protein design"
+    assert Abstractor.load(path).widget().topics[2]["label"] == "Protein design"
 
 
 HOSTILE_MESSAGES = [
