@@ -105,6 +105,7 @@ class ExploreWidget(anywidget.AnyWidget):
         self._analyser = analyser
         self._selected = np.zeros(0, dtype=np.int64)
         self._mask: np.ndarray | None = None
+        self._placed: tuple[Any, list[float]] | None = None  # (text, source, mix) -> where
         self._n_categories = n_categories
         self._links = [t.link((analyser, "highlight_topic"), (self, "highlight_topic")),
                        t.dlink((analyser, "topics"), (self, "topics"))]
@@ -160,15 +161,10 @@ class ExploreWidget(anywidget.AnyWidget):
         if ab.corpus_map is None:
             return
         try:
-            here: list[float] = []
             source = self._analyser.source or {}
-            if source.get("id") and source["id"] in ab.documents:
-                here = np.round(np.asarray(ab.corpus_map.coords_[ab.documents.position(source["id"])], dtype=float), 4).tolist()
-            elif any(x > 0 for x in self._analyser.doc_topics or []):
-                from .layout import CorpusMap
-
-                feature = CorpusMap.text_features(ab, self._analyser.text, np.asarray(self._analyser.doc_topics))
-                here = [round(v, 4) for v in ab.corpus_map.place_one(feature)]
+            key = (self._analyser.text, source.get("id"), tuple(self._analyser.doc_topics or ()))
+            here = self._placed[1] if self._placed is not None and self._placed[0] == key else self._place(ab, source)
+            self._placed = (key, here)
             rows = [ab.documents.position(h["id"]) for h in self._analyser.similar or [] if h.get("id") in ab.documents]
             with self.hold_sync():
                 self.here = here
@@ -176,6 +172,18 @@ class ExploreWidget(anywidget.AnyWidget):
         except Exception as exc:  # a view never raises
             logger.exception("ExploreWidget: placing the abstract failed")
             self.error = f"Could not place the abstract on the map: {_preview(str(exc), 200)}"
+
+    def _place(self, ab: Abstractor, source: dict[str, Any]) -> list[float]:
+        """Where the analysed abstract goes: a loaded paper's own point, else the transform."""
+        here: list[float] = []
+        if source.get("id") and source["id"] in ab.documents:
+            here = np.round(np.asarray(ab.corpus_map.coords_[ab.documents.position(source["id"])], dtype=float), 4).tolist()
+        elif any(x > 0 for x in self._analyser.doc_topics or []):
+            from .layout import CorpusMap
+
+            feature = CorpusMap.text_features(ab, self._analyser.text, np.asarray(self._analyser.doc_topics))
+            here = [round(v, 4) for v in ab.corpus_map.place_one(feature)]
+        return here
 
     # ------------------------------------------------------------------ filters
     @t.validate("filters")

@@ -237,6 +237,31 @@ window.run = async (n, seconds, options = {}) => {
   map.destroy();
   return { n, firstPaintMs: firstPaint, fps: frames / elapsed, rafPerSecond: i / elapsed };
 };
+window.baseline = async (seconds) => {
+  let i = 0; const start = performance.now();
+  await new Promise((resolve) => { const step = () => { i++; if (performance.now() - start < seconds * 1000) requestAnimationFrame(step); else resolve(); }; requestAnimationFrame(step); });
+  return { rafPerSecond: i / ((performance.now() - start) / 1000) };
+};
+window.trendSwitch = async (months, topics) => {
+  const { createTrendChart } = await import("./explore.js");
+  const chart = createTrendChart({});
+  document.getElementById("host").replaceChildren(chart.el);
+  const shares = new Float32Array(months * topics).map((_, i) => ((i * 7919) % 100) / 1000);
+  const trends = { months: Array.from({length: months}, (_, m) => `${2000 + Math.floor(m / 12)}-${String(1 + m % 12).padStart(2, "0")}`),
+                   counts: Array(months).fill(100), n_topics: topics, shares: new DataView(shares.buffer),
+                   categories: [], category_counts: [], category_shares: new DataView(new ArrayBuffer(0)) };
+  const list = Array.from({length: topics}, (_, k) => ({label: "topic " + k, color: PALETTE[k % 7], pattern: "solid"}));
+  chart.render(trends, list, "", null);
+  const times = [];
+  for (let r = 0; r < 3; r++) for (let k = 0; k < topics; k++) {
+    const t0 = performance.now(); chart.setHighlight(k);
+    await new Promise((res) => requestAnimationFrame(() => res()));
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return { months, topics, switchMsMedian: times[Math.floor(times.length / 2)], switchMsMax: times[times.length - 1],
+           note: "setHighlight + the next animation frame (layout and paint of the SVG)" };
+};
 window.ready = true;
 </script></body></html>"""
 
@@ -263,6 +288,9 @@ def bench_browser(sizes: list[int]) -> dict[str, Any]:
             page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
             page.wait_for_function("window.ready === true")
             out["chromium"] = browser.version
+            out["baseline_empty_page"] = page.evaluate("(s) => window.baseline(s)", 3)
+            out["trend_switch"] = page.evaluate("([m, k]) => window.trendSwitch(m, k)", [187, 20])
+            log(f"  baseline {out['baseline_empty_page']} trend switch {out['trend_switch']}")
             for n in sizes:
                 log(f"browser {n:,} points (load {load()})")
                 result = page.evaluate("([n, s]) => window.run(n, s)", [n, 3])
@@ -313,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         results["trends"] = bench_trends(ab)
         log(f"trends {results['trends']}")
     if "browser" in args.only:
-        results["browser"] = bench_browser([60_000, 1_000_000])
+        results["browser"] = bench_browser([1_000, 60_000, 1_000_000])
     results_path.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
     return 0

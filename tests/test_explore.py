@@ -351,3 +351,28 @@ def test_explorer_messages(mapped):
     assert x.error and x.selection_count == 3
     x.set_state({"map_points": b""})
     assert "may not set" in x.error and len(x.map_points) == 8 * len(mapped)
+
+
+# -- (f) HTML export of the widget state ---------------------------------------------------
+def test_html_export_keeps_the_last_result_and_the_map_buffers(mapped, tmp_path):
+    import base64
+    import re
+
+    from ipywidgets.embed import dependency_state, embed_minimal_html
+
+    w = mapped.widget(text=VISION_TEXT, n_similar=3)
+    x = ExploreWidget(w)
+    x.select_rows([1, 2])
+    out = tmp_path / "export.html"
+    embed_minimal_html(out, views=[w, x], title="export", state=dependency_state([w, x], drop_defaults=False))
+    html = out.read_text(encoding="utf-8")
+    state = json.loads(re.search(r'<script type="application/vnd.jupyter.widget-state\+json">(.*?)</script>', html, re.S).group(1))
+    models = {m["state"].get("_anywidget_id", ""): m for m in state["state"].values()}
+    analyser = next(m for k, m in models.items() if k.endswith("AbstractorWidget"))
+    explorer = next(m for k, m in models.items() if k.endswith("ExploreWidget"))
+    assert analyser["state"]["text"] == VISION_TEXT
+    assert [h["id"] for h in analyser["state"]["similar"]] == [h["id"] for h in w.similar]
+    buffers = {tuple(b["path"]): base64.b64decode(b["data"]) for b in explorer["buffers"]}
+    assert buffers[("map_points",)] == x.map_points and buffers[("map_topics",)] == x.map_topics
+    assert np.frombuffer(buffers[("trends", "shares")], dtype="<f4").size == len(x.trends["months"]) * 4
+    assert explorer["state"]["here"] == x.here and explorer["state"]["similar_rows"] == x.similar_rows

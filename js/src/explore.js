@@ -15,6 +15,7 @@ import { watchTheme } from "./theme.js";
 import { createTrendChart } from "./trends.js";
 
 export { createCorpusMap } from "./map.js";
+export { createTrendChart } from "./trends.js";
 
 /** A typed-array view of a synced bytes trait (DataView, ArrayBuffer or typed array). */
 export function view(value, Type) {
