@@ -95,7 +95,9 @@ export function createTrendChart({ onTopic, onCategory }) {
   function draw() {
     const { trends, topics, category, highlight } = state;
     const s = seriesFor(trends, category);
-    const minPapers = category ? MIN_PAPERS_CATEGORY : MIN_PAPERS;
+    // and months far sparser than the busiest (2%) would only add noise
+    const busiest = Math.max(0, ...s.counts.map(Number).filter(Number.isFinite));
+    const minPapers = Math.max(category ? MIN_PAPERS_CATEGORY : MIN_PAPERS, Math.ceil(0.02 * busiest));
     const idx = visibleMonths(s.counts, minPapers);
     plot.replaceChildren();
     if (idx.length < 1) {
@@ -117,8 +119,10 @@ export function createTrendChart({ onTopic, onCategory }) {
     }
     const step = Math.max(1, Math.ceil(idx.length / 8));
     idx.forEach((i, j) => {
-      if (j % step && j !== idx.length - 1) return;
-      axis.append(svg("text", { x: x(j), y: H - 8, "text-anchor": "middle" }, document.createTextNode(s.months[i])));
+      const last = idx.length - 1;
+      if ((j % step && j !== last) || (j !== last && last - j < step / 2)) return;
+      const anchor = j === last && j ? "end" : j === 0 ? "start" : "middle";
+      axis.append(svg("text", { x: x(j), y: H - 8, "text-anchor": anchor }, document.createTextNode(s.months[i])));
     });
     plot.append(axis);
     const on = Number.isInteger(highlight);
