@@ -200,9 +200,13 @@ def bench_bytes(ab: Any) -> dict[str, Any]:
     coords = np.frombuffer(x.map_points, dtype=np.float32).reshape(-1, 2)
     as_json = len(json.dumps({"points": np.round(coords.astype(float), 4).tolist(),
                               "topics": np.frombuffer(x.map_topics, dtype=np.uint8).tolist()}))
-    state = {k: v for k, v in x.get_state().items() if not isinstance(v, (bytes, memoryview))}
-    return {"n_points": x.n_points, "binary_bytes": binary, "json_lists_bytes_4_decimals": as_json,
-            "other_state_json_bytes": len(json.dumps(state, default=str))}
+    from ipywidgets.widgets.widget import _remove_buffers
+
+    state, _paths, buffers = _remove_buffers(x.get_state())
+    code = {k: len(state.pop(k, "")) for k in ("_esm", "_css")}
+    return {"n_points": x.n_points, "map_binary_bytes": binary, "map_as_json_lists_bytes_4_decimals": as_json,
+            "all_binary_buffers_bytes": sum(len(memoryview(b).cast("B")) for b in buffers),
+            "json_state_bytes_without_code": len(json.dumps(state)), "code_bytes_esm_css": code}
 
 
 # -- browser ---------------------------------------------------------------------------------
