@@ -72,6 +72,13 @@ function render({ model, el }) {
   });
   const selectionInfo = h("span", { class: "abstractor-muted abstractor-selection-count", role: "status", "aria-live": "polite" });
   const clearButton = h("button", { type: "button", class: "abstractor-btn", text: "Clear selection", onclick: () => map.clearSelection() });
+  const inViewButton = h("button", {
+    type: "button",
+    class: "abstractor-btn",
+    text: "Select papers in view",
+    title: "Select every paper shown in the map's current view (zoom in first)",
+    onclick: () => map.selectInView(view(get("map_mask", null), Uint8Array)),
+  });
   const zoomIn = h("button", { type: "button", class: "abstractor-icon-btn", "aria-label": "Zoom in", text: "+", onclick: () => map.zoom(1 / 1.5) });
   const zoomOut = h("button", { type: "button", class: "abstractor-icon-btn", "aria-label": "Zoom out", text: "\u2212", onclick: () => map.zoom(1.5) });
   const zoomReset = h("button", { type: "button", class: "abstractor-icon-btn", "aria-label": "Show the whole map", text: "\u2922", onclick: () => map.reset() });
@@ -82,9 +89,9 @@ function render({ model, el }) {
       "div",
       { class: "abstractor-section-head" },
       h("h3", { id: ids.map, class: "abstractor-h", text: "Corpus map" }),
-      h("div", { class: "abstractor-map-tools" }, zoomIn, zoomOut, zoomReset, lassoButton, clearButton),
+      h("div", { class: "abstractor-map-tools" }, zoomIn, zoomOut, zoomReset, lassoButton, inViewButton, clearButton),
     ),
-    h("p", { class: "abstractor-hint", text: "Each dot is a paper, coloured by its main topic. Hover for its title, click to analyse it; drag to pan, scroll to zoom; Shift+drag or the lasso selects papers." }),
+    h("p", { class: "abstractor-hint", text: "Each dot is a paper, coloured by its main topic. Hover for its title, click to analyse it; drag to pan, scroll to zoom (or focus the map: arrows, + and -); Shift+drag, the lasso or \u201cSelect papers in view\u201d selects papers." }),
     mapStatus,
     map.el,
     h("div", { class: "abstractor-map-foot" }, selectionInfo, exportButtons("selection", "Selection", send), exportButtons("similar", "Similar papers", send)),

@@ -197,6 +197,21 @@ def test_lasso_selection_reaches_python(session, model):
     assert inside == min(50, len(ids))
 
 
+def test_keyboard_zoom_and_select_papers_in_view(session, model):
+    page = session.page
+    frame = page.locator(FRAME)
+    frame.focus()
+    for _ in range(4):
+        page.keyboard.press("+")
+    page.keyboard.press("ArrowLeft")
+    page.get_by_role("button", name="Select papers in view").press("Enter")
+    page.wait_for_function(f"() => Number(document.querySelector('{EXPLORE}').dataset.selection) > 0", timeout=20_000)
+    count = int(page.locator(EXPLORE).get_attribute("data-selection"))
+    assert 0 < count < len(model)  # zoomed in: only part of the corpus is in view
+    page.get_by_role("button", name="Clear selection").press("Enter")
+    page.wait_for_function(f"() => document.querySelector('{EXPLORE}').dataset.selection === '0'", timeout=20_000)
+
+
 def test_filters_restrict_the_map_and_the_similar_papers(session, model):
     page = session.page
     set_text(page, TEXT)
