@@ -127,12 +127,15 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
     stats.points = n;
     frame.dataset.points = String(n);
     const p = ensurePlot();
+    stats.createMs = performance.now() - stats.startedAt;
     colors();
     firstPaint = null;
     const data = columns(points, pointTopics);
     xs = data.x;
     ys = data.y;
+    const drawStart = performance.now();
     return p.draw(data, { zDataType: "categorical" }).then(() => {
+      stats.drawMs = performance.now() - drawStart;
       p.set({ colorBy: "valueA" });
       placeOverlay();
     });
