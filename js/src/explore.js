@@ -113,6 +113,9 @@ function render({ model, el }) {
   );
   el.replaceChildren(root);
   const stopTheme = watchTheme(root);
+  // JupyterLab acts on Enter, Shift+Enter and single-letter keys in a notebook: keep the
+  // keys pressed inside the explorer to the explorer (as the analyser does).
+  root.addEventListener("keydown", (e) => e.stopPropagation());
 
   // ------------------------------------------------------------- drawing
   let mapDrawn = false;

@@ -15,7 +15,7 @@ import shutil
 
 import pytest
 
-from benchmarks.dashboard_browser import Session, open_dashboard, set_text, voila_server
+from benchmarks.dashboard_browser import NOTEBOOK, Session, open_dashboard, set_text, voila_server
 
 pytestmark = pytest.mark.browser
 
@@ -263,5 +263,29 @@ def test_dark_theme_from_the_url(chromium, server, output_dir):
         assert sum(channels) / 3 < 80, rgb
         page.locator(EXPLORE).screenshot(path=str(output_dir / "explore-dark.png"))
         assert not session.errors, session.errors
+    finally:
+        session.close()
+
+
+def test_jupyterlab_renders_the_explorer_without_a_map(chromium, jupyter_lab, model):
+    """In JupyterLab, over the session's model without a map: the explorer says how to add
+    one; trends and filters work; keys typed in it stay in it."""
+    from tests.browser.test_lab import _CELLS_JS, open_and_run
+
+    shutil.copy(NOTEBOOK, jupyter_lab.root / "explore-lab.ipynb")
+    session = open_and_run(chromium, jupyter_lab.url + "lab/tree/explore-lab.ipynb")
+    page = session.page
+    try:
+        page.wait_for_selector(f"{EXPLORE} .abstractor-map-status:not([hidden])", timeout=60_000)
+        assert "build_map()" in page.locator(f"{EXPLORE} .abstractor-map-status").text_content()
+        assert page.locator(f"{EXPLORE} .abstractor-trend-svg polyline").count() == model.n_topics
+        cells = page.evaluate(_CELLS_JS)
+        keyword = page.locator(f"{EXPLORE} .abstractor-filter-keyword")
+        keyword.fill("network")
+        keyword.press("Enter")  # applies the filter; JupyterLab must not run the cell
+        page.wait_for_function("(sel) => /of [0-9,]+ papers match/.test(document.querySelector(sel)?.textContent || '')",
+                               arg=f"{EXPLORE} .abstractor-filter-count", timeout=60_000)
+        assert page.evaluate(_CELLS_JS) == cells, "a key in the explorer reached JupyterLab"
+        assert session.dialogs == [] and not session.errors, session.errors
     finally:
         session.close()
