@@ -146,6 +146,15 @@ class ExploreWidget(anywidget.AnyWidget):
                 self.map_status = ""
         self._on_analysis()
 
+    def reload(self) -> None:
+        """Show the analyser's model as it is now (after ``analyser.reload()`` or an update):
+        map, trends, categories; the filters are applied again and the selection cleared."""
+        self._placed = None
+        self._selected = np.zeros(0, dtype=np.int64)
+        self.selection_count = 0
+        self._load_model()
+        self._on_filters({"new": self.filters})
+
     @staticmethod
     def _centroids(coords: np.ndarray, dominant: np.ndarray, n_topics: int) -> list[list[float] | None]:
         """Per topic, the median position of its papers (robust to a few far-flung ones)."""

@@ -323,6 +323,18 @@ def test_explorer_follows_the_analyser(mapped, frame):
     assert x.topics[1]["label"] == "Robots"
 
 
+def test_explorer_reload_after_an_update(mapped):
+    w = mapped.widget()
+    x = ExploreWidget(w)
+    x.select_rows([0])
+    new = _frame(20, seed=9)
+    new["id"] = [f"2403.{i:05d}" for i in range(len(new))]
+    mapped.update(new)
+    x.reload()
+    assert x.n_points == len(mapped) == 260 and len(x.map_points) == 8 * 260 and x.selection_count == 0
+    assert sum(x.trends["counts"]) + x.trends["undated"] == 260
+
+
 def test_explorer_messages(mapped):
     w = mapped.widget()
     x = ExploreWidget(w)
