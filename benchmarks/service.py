@@ -10,13 +10,13 @@ Everything runs on 127.0.0.1, bounded in count and time:
   about 6 ms of client CPU per analysis here, so on 2 cores it measured itself more than
   the server; a shorter run with ``httpx.AsyncClient`` follows as a cross-check;
 * **event loop vs thread pool**: the same load, shorter, against the same 2 workers with
-  the facade called directly in the async handler (the default) or through
-  ``run_in_threadpool`` (``ABSTRACTOR_SERVE_OFFLOAD=1``), alternated;
+  the facade called directly in the async handler (``ABSTRACTOR_SERVE_OFFLOAD=0``) or
+  through ``run_in_threadpool`` (the service's default since this comparison), alternated;
 * **memory** (psutil ``memory_full_info``: RSS, PSS, USS; MiB): every server process after
   a warm-up, for 1 worker and for 2; the marginal PSS of the second worker; the workers'
-  PSS before the load (connections closed) and right after it with the clients'
-  ``--clients`` connections still open, divided by ``--clients``: the marginal memory of a
-  connected visitor;
+  growth during the load; then, once the load's connections are closed, the workers with
+  ``--clients`` idle keep-alive connections open (each made one request) minus without:
+  the marginal memory of a connected visitor;
 * **visitors per GiB** against the Voilà dashboard, whose visitor costs a kernel
   (``VOILA_PSS_PER_VISITOR_MIB``, docs/dashboard.md: +178 MiB PSS per extra session on the
   60k model): by connected-visitor memory, and, conservatively, by capacity: the
@@ -101,7 +101,7 @@ def _free_port() -> int:
 class Server:
     """``abstractor serve ARTIFACT --workers N`` in its own process group on 127.0.0.1."""
 
-    def __init__(self, artifact: Path, workers: int, offload: bool = False) -> None:
+    def __init__(self, artifact: Path, workers: int, offload: bool | None = None) -> None:
         self.artifact, self.workers, self.offload = artifact, workers, offload
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -110,7 +110,10 @@ class Server:
         self._log = tempfile.TemporaryFile()
 
     def __enter__(self) -> Server:
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "ABSTRACTOR_SERVE_OFFLOAD": "1" if self.offload else ""}
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env.pop("ABSTRACTOR_SERVE_OFFLOAD", None)  # the service's default unless a mode is asked for
+        if self.offload is not None:
+            env["ABSTRACTOR_SERVE_OFFLOAD"] = "1" if self.offload else "0"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "abstractor_widgets.cli", "serve", str(self.artifact), "--port", str(self.port),
              "--workers", str(self.workers)],
