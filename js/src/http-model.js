@@ -251,7 +251,7 @@ export class HttpModel {
     const method = this._state.method || null;
     const exclude = this._state.source?.id || null;
     // the loaded paper would be its own best match: ask for one more, drop it
-    const body = JSON.stringify({ text, n: exclude ? Math.min(n + 1, this._nRange.max + 1) : n, method });
+    const body = JSON.stringify({ text, n: exclude ? Math.min(n + 1, this._nRange.max) : n, method });
     const answer = await this._request("analyze", token, { method: "POST", headers: { "Content-Type": "application/json" }, body });
     if (answer.stale) return;
     this._controller = null;

@@ -363,3 +363,16 @@ test("an answer with the same hits keeps the list's identity (the view skips red
   await tick();
   assert.deepEqual(model.get("similar").map((h) => h.id), ["z"]);
 });
+
+test("a loaded paper at the largest n asks for no more than the service allows", async () => {
+  const { fetch, calls } = mockFetch();
+  const model = new HttpModel({ config: CONFIG, base: BASE, fetch });
+  model.set("n_similar", 50);
+  model.send({ type: "load_similar", id: DOC.id });
+  await tick();
+  calls[0].resolve(json(200, DOC));
+  await tick();
+  const analyze = calls.find((c) => c.path === "analyze");
+  assert.ok(analyze, "the loaded paper is analysed");
+  assert.equal(analyze.body.n, 50); // one more than shown would be 51: the service refuses it (422)
+});
