@@ -5,6 +5,7 @@
     abstractor train --corpus PATH --topics K --out artifacts/NAME
     abstractor info artifacts/NAME [--verify] [--json]
     abstractor convert OLD NEW --trust-pickles
+    abstractor map artifacts/NAME [--copy-to DIR]
     abstractor query artifacts/NAME "text" [-n 5] [--json]
     abstractor fetch arxiv --category stat.ML --out corpus.parquet
     abstractor update artifacts/NAME --corpus new.parquet
@@ -148,6 +149,21 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     serve(args.artifact, host=args.host, port=args.port, workers=args.workers, cors_origins=args.cors_origin,
           rate_limit=args.rate_limit, rate_burst=args.rate_burst, access_log=args.access_log)
+    return 0
+
+
+def _cmd_map(args: argparse.Namespace) -> int:
+    import shutil
+
+    from .abstractor import Abstractor
+
+    path = Path(args.artifact)
+    if args.copy_to:
+        shutil.copytree(path, args.copy_to)
+        path = Path(args.copy_to)
+    ab = Abstractor.load(path, warm=False, expected_digest=args.digest)
+    corpus_map = ab.build_map(n_neighbors=args.n_neighbors, max_fit=args.max_fit)
+    print(f"{path}: corpus map of {len(corpus_map):,} papers in {corpus_map.fit_seconds_:.1f} s")
     return 0
 
 
@@ -336,6 +352,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--rate-burst", type=_positive, default=None, help="bucket size of the rate limit (default 2x the rate)")
     serve.add_argument("--access-log", action="store_true", help="log every request (off: it costs throughput)")
     serve.set_defaults(func=_cmd_serve)
+
+    corpus_map = sub.add_parser("map", help="add the corpus map (2-D layout of the papers) to a saved model")
+    corpus_map.add_argument("artifact", type=Path)
+    corpus_map.add_argument("--copy-to", type=Path, default=None, help="write the model with its map here, leaving ARTIFACT unchanged")
+    corpus_map.add_argument("--n-neighbors", type=_positive, default=15, help="UMAP neighbours (default 15)")
+    corpus_map.add_argument("--max-fit", type=_positive, default=None, help="fit the layout on a sample of this many papers")
+    corpus_map.add_argument("--digest", default=None, help=digest_help)
+    corpus_map.set_defaults(func=_cmd_map)
 
     _add_fetch(sub)
     _add_dashboard(sub)

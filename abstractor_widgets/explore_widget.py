@@ -45,7 +45,7 @@ __all__ = ["ExploreWidget", "NO_MAP_MESSAGE", "with_explorer"]
 
 NO_MAP_MESSAGE = (
     "This model has no corpus map yet. Add one (about a minute for 60,000 papers) with "
-    "`python -m abstractor_widgets.layout {path}` or `Abstractor.build_map()`, then reload."
+    "`abstractor map {path}` or `Abstractor.build_map()`, then reload."
 )
 MAX_SELECTION = 2_000_000
 EXPORT_FORMATS = {"csv": ("text/csv", "csv"), "bibtex": ("application/x-bibtex", "bib")}

@@ -275,32 +275,3 @@ class CorpusMap:
 
     def __repr__(self) -> str:
         return f"CorpusMap({len(self)} documents)" if hasattr(self, "coords_") else "CorpusMap(not fitted)"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m abstractor_widgets.layout ARTIFACT [--copy-to DIR]``: add a corpus map to
-    a saved model (rewritten atomically), or to a copy of it."""
-    import argparse
-    import shutil
-
-    from .abstractor import Abstractor
-
-    parser = argparse.ArgumentParser(prog="python -m abstractor_widgets.layout", description=main.__doc__)
-    parser.add_argument("artifact")
-    parser.add_argument("--copy-to", help="write the model with its map here, leaving ARTIFACT unchanged")
-    parser.add_argument("--n-neighbors", type=int, default=15)
-    parser.add_argument("--max-fit", type=int, default=None, help="fit the layout on a sample of this many papers")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    path = Path(args.artifact)
-    if args.copy_to:
-        shutil.copytree(path, args.copy_to)
-        path = Path(args.copy_to)
-    ab = Abstractor.load(path, warm=False)
-    corpus_map = ab.build_map(n_neighbors=args.n_neighbors, max_fit=args.max_fit)
-    print(f"{path}: corpus map of {len(corpus_map):,} papers in {corpus_map.fit_seconds_:.1f} s")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -388,3 +388,15 @@ def test_html_export_keeps_the_last_result_and_the_map_buffers(mapped, tmp_path)
     assert buffers[("map_points",)] == x.map_points and buffers[("map_topics",)] == x.map_topics
     assert np.frombuffer(buffers[("trends", "shares")], dtype="<f4").size == len(x.trends["months"]) * 4
     assert explorer["state"]["here"] == x.here and explorer["state"]["similar_rows"] == x.similar_rows
+
+
+def test_map_command_adds_a_map_to_a_copy(unmapped_artifact, tmp_path, capsys):
+    """``abstractor map ARTIFACT --copy-to DIR``: the command that adds a corpus map to an old model."""
+    from abstractor_widgets.cli import main
+
+    copy = tmp_path / "with-map"
+    assert main(["map", str(unmapped_artifact), "--copy-to", str(copy), "--n-neighbors", "5"]) == 0
+    assert "corpus map of" in capsys.readouterr().out
+    assert len(Abstractor.load(copy).corpus_map) == len(Abstractor.load(unmapped_artifact))
+    assert "map" not in read_manifest(unmapped_artifact)  # the original is untouched
+    assert main(["map", str(tmp_path / "missing")]) == 2
