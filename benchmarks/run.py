@@ -29,15 +29,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # `python benchmarks/run.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.common import DEFAULT_CACHE, RESULTS, load_average, log, machine_info, write_json  # noqa: E402
+from benchmarks.common import DEFAULT_CACHE, RESULTS, load_average, log, machine_info, write_json
 
 SECTIONS = ("query", "similarity", "training", "dashboard", "service")
 SCHEMA_VERSION = 1

@@ -27,7 +27,7 @@ The load client runs on the same 2-core machine as the server (its CPU share is
 reported): the throughput is a floor. ``--quick`` (CI) runs 500 requests and no
 comparison: its numbers only show that the benchmark works. Usage::
 
-    python benchmarks/service.py [--artifact DIR] [--quick]   # -> benchmarks/results/service[-quick].json/.md
+    python -m benchmarks.service [--artifact DIR] [--quick]   # -> benchmarks/results/service[-quick].json/.md
     python -m benchmarks --only service [--quick]             # as a section of the suite
 
 The artifact: ``--artifact``, else the suite's cached 60k model, else ``artifacts/default``;
@@ -51,10 +51,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # `python benchmarks/service.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.common import (  # noqa: E402
+from benchmarks.common import (
     RESULTS,
     ROOT,
     DEFAULT_CACHE,

@@ -28,9 +28,9 @@ The kept counts are checked against the generator's ground truth
 
 Usage::
 
-    nice -n 10 python benchmarks/snapshot_scale.py              # 2.7 M records
-    python benchmarks/snapshot_scale.py --quick                 # 50 k records, < 30 s
-    python benchmarks/snapshot_scale.py --records 500000 --snapshot /tmp/s.json
+    nice -n 10 python -m benchmarks.snapshot_scale              # 2.7 M records
+    python -m benchmarks.snapshot_scale --quick                 # 50 k records, < 30 s
+    python -m benchmarks.snapshot_scale --records 500000 --snapshot /tmp/s.json
 """
 
 from __future__ import annotations
@@ -80,7 +80,6 @@ def _status_mb(field: str) -> float:
 
 def run_child(mode: str, snapshot: str, categories: str) -> dict:
     """Run one case in this process and return its measurements."""
-    sys.path.insert(0, str(REPO))
     from abstractor_widgets.corpus import CategoryFilter, Corpus, iter_arxiv_snapshot
 
     cats = categories.split() or None
@@ -128,7 +127,7 @@ def measure(mode: str, snapshot: Path, categories: str, poll: float = 0.02) -> d
     """Run one case in a subprocess, polling its RSS with psutil; return its result."""
     import psutil
 
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--snapshot", str(snapshot), "--categories", categories]
+    cmd = [sys.executable, "-m", "benchmarks.snapshot_scale", "--child", mode, "--snapshot", str(snapshot), "--categories", categories]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(REPO), text=True)
     polled = 0
@@ -169,8 +168,7 @@ def hold_all_estimate(snapshot: Path, sample: int = 20_000) -> dict:
 
 def ensure_snapshot(path: Path, records: int, seed: int, pool_limit: int | None, regenerate: bool) -> dict:
     """Generate the snapshot unless a file with the same records and seed exists."""
-    sys.path.insert(0, str(HERE))
-    import make_snapshot
+    from benchmarks import make_snapshot
 
     meta_path = Path(str(path) + ".meta.json")
     if path.is_file() and meta_path.is_file() and not regenerate:

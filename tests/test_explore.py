@@ -14,7 +14,6 @@ import pytest
 
 from abstractor_widgets import Abstractor
 from abstractor_widgets.explore import (
-    Facets,
     Filters,
     TopicTrends,
     default_topic_name,

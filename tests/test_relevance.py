@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import warnings
 from pathlib import Path
@@ -189,9 +188,7 @@ def test_embed_script_writes_what_the_harness_reads(tmp_path, monkeypatch):
                           "abstract": ["x " * 30, "y " * 30, "z " * 30, "w " * 30],
                           "categories": ["cs.RO", "", "cs.LG stat.ML", "cs.CV"]})
     frame.to_parquet(tmp_path / "corpus.parquet")
-    spec = importlib.util.spec_from_file_location("embed_script", ROOT / "benchmarks" / "embed.py")
-    embed = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(embed)
+    from benchmarks import embed
     out = tmp_path / "emb.npz"
     assert embed.main(["--corpus", str(tmp_path / "corpus.parquet"), "--model", str(tmp_path / "minilm"),
                        "--out", str(out), "--timing-queries", "2"]) == 0
