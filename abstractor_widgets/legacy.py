@@ -10,7 +10,6 @@ artifact (JSON and ``.npy``) that loads without executing anything.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import pickle
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .fileio import ListedFiles, check_file_name, sha256_file
-from .store import FORMAT, MANIFEST, PICKLED_FORMAT_VERSIONS, ArtifactError, DocumentTable, save_artifacts
+from .store import MANIFEST, PICKLED_FORMAT_VERSIONS, ArtifactError, DocumentTable, parse_manifest, save_artifacts
 
 logger = logging.getLogger(__name__)
 
@@ -27,12 +26,7 @@ __all__ = ["convert_pickled_artifact"]
 
 def _read_v1_manifest(directory: Path) -> dict[str, Any]:
     path = directory / MANIFEST
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path}: unreadable manifest ({exc})") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ArtifactError(f"{path}: not an {FORMAT} manifest")
+    manifest = parse_manifest(path)
     if manifest.get("format_version") not in PICKLED_FORMAT_VERSIONS:
         raise ArtifactError(f"{path}: format version {manifest.get('format_version')!r} is not the pickled format; nothing to convert")
     for name, info in manifest.get("files", {}).items():

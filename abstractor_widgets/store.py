@@ -395,6 +395,23 @@ def _recover(directory: Path) -> bool:
     return True
 
 
+def parse_manifest(path: Path) -> dict[str, Any]:
+    """The JSON object of a manifest file of this package's format (any version).
+
+    Raises
+    ------
+    ArtifactError
+        If it cannot be read or parsed, or is not an artifact manifest.
+    """
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path}: unreadable manifest ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ArtifactError(f"{path}: not an {FORMAT} manifest")
+    return manifest
+
+
 def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and check an artifact's manifest (not its files); opens nothing else.
 
@@ -412,12 +429,7 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
     path = directory / MANIFEST
     if not path.is_file():
         raise ArtifactError(f"{directory}: not a model directory (no {MANIFEST})")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path}: unreadable manifest ({exc})") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ArtifactError(f"{path}: not an {FORMAT} manifest")
+    manifest = parse_manifest(path)
     version = manifest.get("format_version")
     if version in PICKLED_FORMAT_VERSIONS:
         raise PickledArtifactError(

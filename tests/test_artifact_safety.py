@@ -271,20 +271,24 @@ def _rename_many(path: str, topic: int, prefix: str, count: int, barrier, errors
         errors.put(f"{prefix}: {type(exc).__name__}: {exc}")
 
 
-def test_two_processes_renaming_different_topics_lose_nothing(artifact):
+def _race(*jobs: tuple, timeout: float = 180) -> list[str]:
+    """Run ``(target, *args)`` jobs in forked processes released together; their reported problems."""
     ctx = multiprocessing.get_context("fork")
-    barrier, errors = ctx.Barrier(2), ctx.Queue()
-    workers = [ctx.Process(target=_rename_many, args=(str(artifact), k, p, 50, barrier, errors))
-               for k, p in ((1, "alpha"), (2, "beta"))]
+    barrier, errors = ctx.Barrier(len(jobs)), ctx.Queue()
+    workers = [ctx.Process(target=target, args=(*args, barrier, errors)) for target, *args in jobs]
     for w in workers:
         w.start()
     for w in workers:
-        w.join(timeout=120)
+        w.join(timeout=timeout)
         assert w.exitcode == 0
     problems = []
     while not errors.empty():
         problems.append(errors.get())
-    assert problems == []
+    return problems
+
+
+def test_two_processes_renaming_different_topics_lose_nothing(artifact):
+    assert _race((_rename_many, str(artifact), 1, "alpha", 50), (_rename_many, str(artifact), 2, "beta", 50)) == []
     manifest = verify_artifacts(artifact)
     assert manifest["labels"][1] == "alpha 49" and manifest["labels"][2] == "beta 49"
     assert manifest["labels"][0] == "Topic 0" and manifest["labels"][3] == "Topic 3"
@@ -306,20 +310,8 @@ def test_a_label_save_racing_an_update_leaves_a_loadable_artifact(artifact, synt
     fresh["id"] = [f"new.{i:04d}" for i in range(len(fresh))]
     frame_path = tmp_path / "new.parquet"
     fresh.to_parquet(frame_path)
-    before = len(read_manifest(artifact)["files"]) and read_manifest(artifact)["n_documents"]
-    ctx = multiprocessing.get_context("fork")
-    barrier, errors = ctx.Barrier(2), ctx.Queue()
-    workers = [ctx.Process(target=_update_once, args=(str(artifact), str(frame_path), barrier, errors)),
-               ctx.Process(target=_rename_many, args=(str(artifact), 3, "gamma", 30, barrier, errors))]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(timeout=180)
-        assert w.exitcode == 0
-    problems = []
-    while not errors.empty():
-        problems.append(errors.get())
-    assert problems == []
+    before = read_manifest(artifact)["n_documents"]
+    assert _race((_update_once, str(artifact), str(frame_path)), (_rename_many, str(artifact), 3, "gamma", 30)) == []
     manifest = verify_artifacts(artifact)
     assert manifest["n_documents"] == before + 40
     assert manifest["labels"][3] == "gamma 29"
