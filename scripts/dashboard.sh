@@ -7,6 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 ARTIFACT="$(realpath -m "${ABSTRACTOR_ARTIFACT:-artifacts/default}")"
+if [ -f "$ARTIFACT/manifest.json" ] && ! .venv/bin/abstractor info "$ARTIFACT" >/dev/null 2>&1; then
+  # e.g. a model of the old pickled format: never loaded; kept aside, and a new one is trained
+  aside="$ARTIFACT.unreadable-$(date +%Y%m%d-%H%M%S)"
+  echo "$ARTIFACT cannot be read by this version ($(.venv/bin/abstractor info "$ARTIFACT" 2>&1 | head -c 300 || true));"
+  echo "moving it to $aside and training a new default model"
+  mv "$ARTIFACT" "$aside"
+fi
 if [ ! -f "$ARTIFACT/manifest.json" ]; then
   echo "training the default model into $ARTIFACT (once) ..."
   .venv/bin/abstractor train --topics 20 --out "$ARTIFACT"
