@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .lexical import display_term
+
 if TYPE_CHECKING:
     import scipy.sparse as sp
 
@@ -291,8 +293,6 @@ class Ranker:
     def explain(self, query: Query, rows: Sequence[int], k: int = 5) -> list[list[str]]:
         """Why each of ``rows`` matched: up to ``k`` words it shares with the query, strongest
         first, as displayed (phrases with spaces); empty lists for a topics-only query."""
-        from .lexical import display_term
-
         if query.lexical_row is None or self.lexical is None:
             return [[] for _ in rows]
         return [[display_term(t) for t in terms] for terms in self.lexical.shared_terms_many(query.lexical_row, list(rows), k=k)]
