@@ -233,12 +233,17 @@ def _fmt_int(n: Any) -> str:
         return "?"
 
 
-_HEADER_CSS = """
-<style>
-.abstractor-dash-header {
+#: The theme's text colour and font, for the header and the failure notice (shown alone).
+_TEXT_CSS = """
+.abstractor-dash-header, .abstractor-dash-failure {
   color: var(--jp-ui-font-color1, #1f2328);
   font-family: var(--jp-ui-font-family, system-ui, sans-serif);
   font-size: var(--jp-ui-font-size1, 13px);
+}"""
+
+_HEADER_CSS = """
+<style>""" + _TEXT_CSS + """
+.abstractor-dash-header {
   line-height: 1.5;
   padding: 4px 12px 8px;
   border-bottom: 1px solid var(--jp-border-color2, #e1e4e8);
@@ -309,11 +314,8 @@ class Dashboard(ipywidgets.VBox):
 
 
 _FAILURE_CSS = """
-<style>
+<style>""" + _TEXT_CSS + """
 .abstractor-dash-failure {
-  color: var(--jp-ui-font-color1, #1f2328);
-  font-family: var(--jp-ui-font-family, system-ui, sans-serif);
-  font-size: var(--jp-ui-font-size1, 13px);
   margin: 12px; padding: 12px 16px; border-radius: 6px;
   border: 1px solid var(--jp-warn-color1, #bf8700);
   background: var(--jp-layout-color1, #fff8c5);
