@@ -230,7 +230,7 @@ window.run = async (n, seconds, options = {}) => {
   await map.setData(pts, tp, topics);
   await new Promise((r) => { const check = () => map.stats.firstPaintMs !== null ? r() : requestAnimationFrame(check); check(); });
   const firstPaint = map.stats.firstPaintMs;
-  const frames0 = map.stats.frames; const start = performance.now(); let i = 0;
+  const frames0 = map.stats.frames; const r0 = map.stats.render ? { ...map.stats.render } : null; const start = performance.now(); let i = 0;
   await new Promise((resolve) => { const step = () => {
     i++; const t = (performance.now() - start) / 1000;
     map.plot.set({ cameraTarget: [0.3 * Math.sin(t * 2), 0.3 * Math.cos(t * 2)], cameraDistance: 1 + 0.5 * Math.sin(t) });
@@ -238,9 +238,49 @@ window.run = async (n, seconds, options = {}) => {
     requestAnimationFrame(step); });
   const elapsed = (performance.now() - start) / 1000;
   const frames = map.stats.frames - frames0;
+  const r1 = map.stats.render ? { ...map.stats.render } : null;
   map.destroy();
-  return { n, firstPaintMs: firstPaint, createMs: map.stats.createMs, drawMs: map.stats.drawMs, fps: frames / elapsed, rafPerSecond: i / elapsed };
+  return { n, renderer: map.stats.renderer, firstPaintMs: firstPaint, createMs: map.stats.createMs, drawMs: map.stats.drawMs, fps: frames / elapsed, rafPerSecond: i / elapsed,
+           exactDrawsPerSecond: r1 && r0 ? (r1.exact - r0.exact) / elapsed : frames / elapsed };
 };
+window.mount = async (n, options = {}) => {
+  const host = document.getElementById("host");
+  host.replaceChildren();
+  const map = createCorpusMap(options);
+  host.append(map.el);
+  await new Promise((r) => requestAnimationFrame(r));
+  const pts = new Float32Array(2 * n), tp = new Uint8Array(n);
+  let seed = 7; const rnd = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+  for (let i = 0; i < n; i++) { const k = i % 20, a = k / 20 * 6.283, r = 0.6;
+    pts[2*i] = r * Math.cos(a) + (rnd() - 0.5) * 0.5; pts[2*i+1] = r * Math.sin(a) + (rnd() - 0.5) * 0.5; tp[i] = k; }
+  const topics = Array.from({length: 20}, (_, k) => ({label: "t" + k, color: PALETTE[k % 7]}));
+  await map.setData(pts, tp, topics);
+  await new Promise((r) => { const check = () => map.stats.firstPaintMs !== null ? r() : requestAnimationFrame(check); check(); });
+  await new Promise((r) => setTimeout(r, 300));
+  window.mounted = map;
+  const box = map.frame.getBoundingClientRect();
+  return { x: box.left + box.width / 2, y: box.top + box.height / 2 };
+};
+window.gesture = async (kind, seconds) => {
+  const map = window.mounted, canvas = map.frame.querySelector("canvas");
+  const box = canvas.getBoundingClientRect(), cx = box.left + box.width / 2, cy = box.top + box.height / 2;
+  const at = (x, y) => ({ clientX: x, clientY: y, bubbles: true, cancelable: true, view: window });
+  const f0 = map.stats.frames, e0 = map.stats.render ? map.stats.render.exact : f0, start = performance.now();
+  let k = 0;
+  if (kind === "drag") canvas.dispatchEvent(new MouseEvent("mousedown", { ...at(cx, cy), button: 0, buttons: 1 }));
+  await new Promise((resolve) => { const step = () => {
+    k++; const t = (performance.now() - start) / 1000;
+    if (kind === "drag") window.dispatchEvent(new MouseEvent("mousemove", { ...at(cx + 120 * Math.cos(2 * t), cy + 80 * Math.sin(2 * t)), buttons: 1 }));
+    else canvas.dispatchEvent(new WheelEvent("wheel", { ...at(cx, cy), deltaY: Math.floor(t * 2) % 2 ? 30 : -30, deltaMode: 0 }));
+    if (t < seconds) requestAnimationFrame(step); else resolve(); };
+    requestAnimationFrame(step); });
+  if (kind === "drag") window.dispatchEvent(new MouseEvent("mouseup", { ...at(cx, cy), button: 0 }));
+  const elapsed = (performance.now() - start) / 1000;
+  const exact = map.stats.render ? map.stats.render.exact : map.stats.frames;
+  return { fps: Math.round((map.stats.frames - f0) / elapsed * 10) / 10, exact_draws_per_second: Math.round((exact - e0) / elapsed * 10) / 10,
+           events_per_second: Math.round(k / elapsed * 10) / 10 };
+};
+window.counters = () => ({ frames: window.mounted.stats.frames, exact: window.mounted.stats.render ? window.mounted.stats.render.exact : window.mounted.stats.frames, t: performance.now() });
 window.baseline = async (seconds) => {
   let i = 0; const start = performance.now();
   await new Promise((resolve) => { const step = () => { i++; if (performance.now() - start < seconds * 1000) requestAnimationFrame(step); else resolve(); }; requestAnimationFrame(step); });
@@ -270,6 +310,25 @@ window.ready = true;
 </script></body></html>"""
 
 
+# the map's renderers (js/src/map-renderer.js): the default draws into its own canvas and moves
+# a cached image of the points while the camera moves; "direct" draws every point every frame
+# into its own canvas; "shared" is regl-scatterplot's own renderer (a shared canvas copied
+# into the map's canvas every frame)
+MAP_MODES = {"direct+cache": {}, "direct": {"cache": False}, "shared": {"direct": False}}
+
+
+def _drag(page: Any, n: int, options: dict[str, Any], seconds: float = 3.0) -> dict[str, Any]:
+    """Pointer gestures: a pan (mouse held down, moved in a circle) and wheel zooms in and out,
+    one input event per animation frame for `seconds` each (events dispatched in the page, so
+    the input rate is the display's, not Playwright's round trips), through regl-scatterplot's
+    own mouse and wheel handlers (hover detection included)."""
+    page.evaluate("([n, o]) => window.mount(n, o)", [n, options])
+    out: dict[str, Any] = {g: page.evaluate("([g, s]) => window.gesture(g, s)", [g, seconds]) for g in ("drag", "wheel")}
+    out["load"] = load()
+    page.evaluate("() => window.mounted.destroy()")
+    return out
+
+
 def bench_browser(sizes: list[int]) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
@@ -284,7 +343,10 @@ def bench_browser(sizes: list[int]) -> dict[str, Any]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     out: dict[str, Any] = {"method": "headless Debian Chromium, --disable-gpu (SwiftShader software WebGL), 900x440 map, "
                            "synthetic points in 20 clusters; first paint = setData() to the first draw event; "
-                           "fps = draw events per second while the camera moves every animation frame for 3 s"}
+                           "fps = draw events (frames shown) per second while the camera moves every animation frame "
+                           "for 3 s; exactDrawsPerSecond = of those, frames drawn from the points (the rest show the "
+                           "cached image of the points moved to the camera); drag/wheel = a real pointer (Playwright "
+                           "mouse) panning in circles / zooming in and out for 3 s each"}
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -296,11 +358,17 @@ def bench_browser(sizes: list[int]) -> dict[str, Any]:
             out["trend_switch"] = page.evaluate("([m, k]) => window.trendSwitch(m, k)", [187, 20])
             log(f"  baseline {out['baseline_empty_page']} trend switch {out['trend_switch']}")
             for n in sizes:
-                log(f"browser {n:,} points (load {load()})")
-                result = page.evaluate("([n, s]) => window.run(n, s)", [n, 3])
-                result["load"] = load()
-                out[str(n)] = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in result.items()}
-                log(f"  {out[str(n)]}")
+                out[str(n)] = {}
+                for mode, options in MAP_MODES.items():
+                    log(f"browser {n:,} points, {mode} (load {load()})")
+                    result = page.evaluate("([n, s, o]) => window.run(n, s, o)", [n, 3, options])
+                    result["load"] = load()
+                    out[str(n)][mode] = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in result.items()}
+                    log(f"  {out[str(n)][mode]}")
+            out["drag_60000"] = {}
+            for mode, options in MAP_MODES.items():
+                out["drag_60000"][mode] = _drag(page, 60_000, options)
+                log(f"drag 60,000 points, {mode}: {out['drag_60000'][mode]}")
             browser.close()
     finally:
         server.shutdown()
@@ -314,9 +382,12 @@ VOILA_PAINT_JS = """
     const root = document.querySelector('.abstractor-explore');
     if (root && window.__explore.appeared === undefined) window.__explore.appeared = performance.now();
     const frame = root && root.querySelector('.abstractor-map-frame');
+    if (document.querySelector('.abstractor-root') && window.__explore.analyser === undefined) window.__explore.analyser = performance.now();
     if (frame && frame.dataset.firstPaint === 'true' && window.__explore.painted === undefined) {
       window.__explore.painted = performance.now();
       window.__explore.points = Number(frame.dataset.points);
+      const s = frame.abstractorMap && frame.abstractorMap.stats;
+      if (s) window.__explore.map = { setDataAt: s.startedAt, createMs: s.createMs, drawMs: s.drawMs, renderer: s.renderer };
     }
   };
   new MutationObserver(mark).observe(document, { subtree: true, childList: true, attributes: true });
@@ -344,8 +415,14 @@ def bench_voila_paint(artifact: Path, visits: int = 3) -> dict[str, Any]:
                 session.page.goto(server.url, wait_until="commit", timeout=120_000)
                 session.page.wait_for_function("() => window.__explore && window.__explore.painted !== undefined", timeout=120_000)
                 r = session.page.evaluate("() => window.__explore")
+                m = r.get("map") or {}
                 runs.append({"appear_to_first_paint_ms": round(r["painted"] - r["appeared"], 1), "points": r["points"],
-                             "page_start_to_first_paint_ms": round(r["painted"], 1)})
+                             "page_start_to_first_paint_ms": round(r["painted"], 1),
+                             "analyser_appeared_ms": round(r.get("analyser", 0), 1), "explorer_appeared_ms": round(r["appeared"], 1),
+                             "appear_to_set_data_ms": round(m["setDataAt"] - r["appeared"], 1) if m.get("setDataAt") else None,
+                             "webgl_setup_ms": round(m.get("createMs") or 0, 1), "set_data_to_first_paint_ms": round(r["painted"] - m["setDataAt"], 1) if m.get("setDataAt") else None,
+                             "renderer": m.get("renderer"), "load": load()})
+                log(f"  visit: {runs[-1]}")
                 session.close()
             browser.close()
     finally:

@@ -36,3 +36,48 @@ export function columns(points, topics) {
   }
   return { x, y, z };
 }
+
+/** 2-D affine part of a column-major 4x4 view matrix: [a, b, c, d, e, f] (x' = a x + c y + e, y' = b x + d y + f). */
+function affine(m) {
+  return [m[0], m[1], m[4], m[5], m[12], m[13]];
+}
+
+function invert([a, b, c, d, e, f]) {
+  const det = a * d - b * c || 1e-12;
+  return [d / det, -b / det, -c / det, a / det, (c * f - d * e) / det, (b * e - a * f) / det];
+}
+
+function apply([a, b, c, d, e, f], x, y) {
+  return [a * x + c * y + e, b * x + d * y + f];
+}
+
+/**
+ * Where the cached image (drawn at view `v0` covering `margin` x the view) lands at view `v1`:
+ * the clip-space positions of its corners (-1,-1), (1,-1), (-1,1), and whether the image covers
+ * the whole view at v1 with at most `maxZoomIn` magnification. `aspect` = width / height.
+ * Pure (tested with node:test).
+ */
+export function cachePlacement(v0, v1, aspect, margin, maxZoomIn = 2.5) {
+  const inv0 = invert(affine(v0));
+  const a1 = affine(v1);
+  // cache clip (cx, cy) -> data -> current clip: P V1 V0^-1 P^-1 (margin * c), P = diag(1/aspect, 1)
+  const toClip1 = (cx, cy) => {
+    const [qx, qy] = apply(inv0, margin * cx * aspect, margin * cy);
+    const [X, Y] = apply(a1, qx, qy);
+    return [X / aspect, Y];
+  };
+  const corners = [toClip1(-1, -1), toClip1(1, -1), toClip1(-1, 1)];
+  // the view's corners in the cache's clip space
+  const inv1 = invert(a1);
+  const a0 = affine(v0);
+  let covers = true;
+  for (const [sx, sy] of [[-1, -1], [1, -1], [-1, 1], [1, 1]]) {
+    const [qx, qy] = apply(inv1, sx * aspect, sy);
+    const [X, Y] = apply(a0, qx, qy);
+    const cx = X / aspect / margin;
+    const cy = Y / margin;
+    if (Math.abs(cx) > 1.0001 || Math.abs(cy) > 1.0001) covers = false;
+  }
+  const zoom = Math.sqrt(Math.abs((a1[0] * a1[3] - a1[1] * a1[2]) / (a0[0] * a0[3] - a0[1] * a0[2]) || 0));
+  return { corners, covers: covers && zoom <= maxZoomIn, zoom };
+}

@@ -5,12 +5,13 @@
 
 import createScatterplot from "regl-scatterplot";
 import { h } from "./dom.js";
+import { createDirectRenderer } from "./map-renderer.js";
 import { safeColor } from "./format.js";
 import { columns, project, topicColors } from "./map-math.js";
 
 export { columns, project, rgba, topicColors } from "./map-math.js";
 
-export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "Corpus map", performanceMode = false, pointSize = 3 }) {
+export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "Corpus map", performanceMode = false, pointSize = 3, direct = true, cache = true, cacheMinPoints = 10000, antialias = false, settleMs = 120 }) {
   const canvas = h("canvas", { class: "abstractor-map-canvas", "aria-hidden": "true" });
   const overlay = h("div", { class: "abstractor-map-overlay" });
   const here = h("div", { class: "abstractor-map-here", role: "img", "aria-label": "You are here: the analysed abstract", hidden: true }, h("span", { text: "you are here" }));
@@ -26,6 +27,7 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
   const el = h("div", { class: "abstractor-map" }, frame);
 
   let plot = null;
+  let renderer = null;
   let n = 0;
   let topics = [];
   let highlight = null;
@@ -39,13 +41,21 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
   let firstPaint = null;
   let xs = new Float32Array(0);
   let ys = new Float32Array(0);
-  const stats = { points: 0, firstPaintMs: null, frames: 0 };
+  const stats = { points: 0, firstPaintMs: null, frames: 0, renderer: "" };
 
   function ensurePlot() {
     if (plot) return plot;
     const { width, height } = frame.getBoundingClientRect();
+    // our own renderer on the map's canvas (no copy per frame; map-renderer.js), else
+    // regl-scatterplot's shared one
+    // while the camera moves, a map of at least cacheMinPoints shows a cached image of its
+    // points moved to the camera, and draws them again when it rests (map-renderer.js); fewer
+    // points are cheaper to draw than the image
+    const getView = cache ? () => (n >= cacheMinPoints ? plot?.get("cameraView") : null) : null;
+    renderer = direct ? createDirectRenderer(canvas, { antialias, settleMs, getView }) : null;
     plot = createScatterplot({
       canvas,
+      ...(renderer ? { renderer } : {}),
       width: Math.max(1, Math.round(width)),
       height: Math.max(1, Math.round(height)),
       pointSize,
@@ -62,6 +72,9 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
       spatialIndexUseWorker: false,
       actionKeyMap: { lasso: "shift" },
     });
+    stats.renderer = renderer ? (cache ? "direct+cache" : "direct") : "shared";
+    stats.render = renderer?.stats || null;
+    frame.dataset.renderer = stats.renderer;
     plot.subscribe("pointOver", (i) => {
       hovered = i;
       showTip(i);
@@ -105,7 +118,7 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
     tip.dataset.row = String(i);
     tip.hidden = false;
     if (!plot || !n) return;
-    const [x, y] = plot.getScreenPosition(i) || [0, 0];
+    const [x, y] = i >= 0 && i < n ? project(plot.get("cameraView"), frame.clientWidth, frame.clientHeight, xs[i], ys[i]) : [0, 0];
     const w = frame.clientWidth;
     tip.style.left = `${Math.max(4, Math.min(x + 10, w - tip.offsetWidth - 4))}px`;
     tip.style.top = `${Math.max(4, y + 10)}px`;
@@ -332,7 +345,9 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
     destroy() {
       resize.disconnect();
       plot?.destroy();
+      renderer?.destroy();
       plot = null;
+      renderer = null;
     },
   };
 }

@@ -4,7 +4,7 @@ import test from "node:test";
 
 import { filtersFrom } from "../src/filters.js";
 import { safeFilename } from "../src/export.js";
-import { columns, project, rgba, topicColors } from "../src/map-math.js";
+import { cachePlacement, columns, project, rgba, topicColors } from "../src/map-math.js";
 import { seriesFor, visibleMonths } from "../src/trends.js";
 
 test("rgba and topic colours: the highlighted topic opaque, the others faded; bad colours grey", () => {
@@ -59,4 +59,29 @@ test("filters from the form, and safe download names", () => {
   assert.equal(safeFilename("abstractor-similar.csv"), "abstractor-similar.csv");
   assert.equal(safeFilename("../../etc/passwd"), "abstractor-export.txt");
   assert.equal(safeFilename("a b<script>.bib"), "a-b-script-.bib");
+});
+
+test("cachePlacement: where the cached image of the points lands as the camera moves", () => {
+  const view = (s, tx, ty) => [s, 0, 0, 0, 0, s, 0, 0, 0, 0, 1, 0, tx, ty, 0, 1];
+  const close = (a, b) => a.every((v, i) => Math.abs(v - b[i]) < 1e-9);
+  // same view: the image (2 views wide) spans clip -2..2, covers, no magnification
+  let p = cachePlacement(view(1, 0, 0), view(1, 0, 0), 2, 2);
+  assert.ok(close(p.corners[0], [-2, -2]) && close(p.corners[1], [2, -2]) && close(p.corners[2], [-2, 2]));
+  assert.equal(p.covers, true);
+  assert.equal(p.zoom, 1);
+  // panned right by half a view (0.5 in clip x = 0.5 * aspect in view units): still covered
+  p = cachePlacement(view(1, 0, 0), view(1, 1, 0), 2, 2);
+  assert.ok(close(p.corners[0], [-1.5, -2]));
+  assert.equal(p.covers, true);
+  // panned past the image's edge: not covered
+  assert.equal(cachePlacement(view(1, 0, 0), view(1, 2.5, 0), 2, 2).covers, false);
+  // zoomed in 2x: image twice the size, covered; 3x is more than maxZoomIn (2.5)
+  p = cachePlacement(view(1, 0, 0), view(2, 0, 0), 2, 2);
+  assert.ok(close(p.corners[0], [-4, -4]));
+  assert.equal(p.zoom, 2);
+  assert.equal(p.covers, true);
+  assert.equal(cachePlacement(view(1, 0, 0), view(3, 0, 0), 2, 2).covers, false);
+  // zoomed out 2x: the image exactly fills the view; further out it does not
+  assert.equal(cachePlacement(view(1, 0, 0), view(0.5, 0, 0), 2, 2).covers, true);
+  assert.equal(cachePlacement(view(1, 0, 0), view(0.4, 0, 0), 2, 2).covers, false);
 });

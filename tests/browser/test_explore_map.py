@@ -289,3 +289,127 @@ def test_jupyterlab_renders_the_explorer_without_a_map(chromium, jupyter_lab, mo
         assert session.dialogs == [] and not session.errors, session.errors
     finally:
         session.close()
+
+
+# -- the renderer of a large map (js/src/map-renderer.js) ------------------------------------
+MAP_PAGE = """<!doctype html><html><head><meta charset="utf-8"><link rel="stylesheet" href="explore.css"></head>
+<body><div class="abstractor-explore" style="width:900px"><div id="host"></div></div>
+<script type="module">
+import { createCorpusMap } from "./explore.js";
+const PALETTE = ["#E69F00","#56B4E9","#009E73","#F0E442","#0072B2","#D55E00","#CC79A7"];
+window.mount = async (n, options) => {
+  const map = createCorpusMap(options);
+  document.getElementById("host").replaceChildren(map.el);
+  await new Promise((r) => requestAnimationFrame(r));
+  const pts = new Float32Array(2 * n), tp = new Uint8Array(n);
+  let seed = 7; const rnd = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+  for (let i = 0; i < n; i++) { const k = i % 20, a = k / 20 * 6.283;
+    pts[2*i] = 0.6 * Math.cos(a) + (rnd() - 0.5) * 0.5; pts[2*i+1] = 0.6 * Math.sin(a) + (rnd() - 0.5) * 0.5; tp[i] = k; }
+  await map.setData(pts, tp, Array.from({length: 20}, (_, k) => ({label: "t" + k, color: PALETTE[k % 7]})));
+  window.map = map;
+  return map.stats.renderer;
+};
+// move the camera one step per animation frame; the pixels of the last frame drawn while moving
+// (a frame composited from the cache, if any: each set() is followed by a redraw at rest)
+window.move = async (steps) => {
+  const canvas = window.map.frame.querySelector("canvas");
+  const stats = window.map.stats.render;
+  let url = null, composited = stats.composited;
+  const off = window.map.plot.subscribe("drawing", () => {
+    if (!url || stats.composited > composited || stats.exact > 0 && window.map.stats.renderer === "direct") url = canvas.toDataURL();
+    composited = stats.composited;
+  });
+  const before = { ...stats };
+  for (let i = 1; i <= steps; i++) {
+    window.map.plot.set({ cameraTarget: [0.03 * i, 0.02 * i], cameraDistance: 1 - 0.05 * i });
+    await new Promise((r) => requestAnimationFrame(r));
+  }
+  await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+  window.map.plot.unsubscribe(off);
+  return { url, exact: stats.exact - before.exact, composited: stats.composited - before.composited };
+};
+window.ready = true;
+</script></body></html>"""
+
+
+@pytest.fixture(scope="module")
+def map_page(tmp_path_factory):
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    from pathlib import Path
+
+    import abstractor_widgets
+
+    root = tmp_path_factory.mktemp("map-page")
+    static = Path(abstractor_widgets.__file__).parent / "static"
+    for name in ("explore.js", "explore.css"):
+        (root / name).write_bytes((static / name).read_bytes())
+    (root / "index.html").write_text(MAP_PAGE, encoding="utf-8")
+    handler = partial(SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a, **k: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/index.html"
+    finally:
+        server.shutdown()
+
+
+def _pixels(data_url):
+    import base64
+
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGBA")).astype(int)
+
+
+def _canvas_now(page):
+    """The canvas's pixels as drawn in the next frame (read in the same task as the drawing)."""
+    return _pixels(page.evaluate("""() => new Promise((resolve) => {
+        const canvas = window.map.frame.querySelector("canvas");
+        const off = window.map.plot.subscribe("drawing", () => { window.map.plot.unsubscribe(off); resolve(canvas.toDataURL()); });
+        window.map.plot.redraw(); })"""))
+
+
+def test_a_large_map_moves_its_cached_image_and_rests_on_an_exact_drawing(chromium, map_page):
+    """60,000 points: while the camera moves, frames show the cached image of the points (no
+    point drawn again); at rest the canvas holds exactly the pixels of drawing every point."""
+    import numpy as np
+
+    session = Session(chromium, {"width": 1000, "height": 700})
+    try:
+        page = session.page
+        page.goto(map_page)
+        page.wait_for_function("window.ready === true")
+        pages = {}
+        for mode, options in (("exact", {"cache": False}), ("cached", {"settleMs": 60_000})):
+            assert page.evaluate("([n, o]) => window.mount(n, o)", [60_000, options]) == ("direct" if mode == "exact" else "direct+cache")
+            page.wait_for_timeout(300)
+            rest = _canvas_now(page)
+            moved = page.evaluate("(s) => window.move(s)", 8)
+            pages[mode] = {"rest": rest, "moving": _pixels(moved["url"]), **moved}
+        # the exact renderer draws the points every frame; the cached one only composites
+        assert pages["exact"]["composited"] == 0 and pages["exact"]["exact"] >= 7
+        # (the cached: one drawing of the points into the image when the gesture starts, and
+        # one at rest after the last set(): regl-scatterplot redraws once more after set())
+        assert pages["cached"]["exact"] <= 2 and pages["cached"]["composited"] >= 7
+        # at rest: the same pixels (the cache is never shown then), every point coloured
+        rest_exact, rest_cached = pages["exact"]["rest"], pages["cached"]["rest"]
+        assert rest_exact.shape == rest_cached.shape
+        assert np.count_nonzero(np.abs(rest_exact - rest_cached).sum(-1)) <= 0.001 * rest_exact[..., 0].size
+        assert np.count_nonzero(rest_cached[..., 3]) > 100_000
+        # moving (zoomed in 1.7x and panned): the image lands where the points are, softer
+        a, b = pages["exact"]["moving"][..., 3] > 0, pages["cached"]["moving"][..., 3] > 0
+        assert (a & b).sum() / (a | b).sum() > 0.85
+        # after the camera rests (settleMs), the canvas is again an exact drawing
+        page.evaluate("() => window.mount(60000, {})")
+        page.evaluate("(s) => window.move(s)", 8)
+        page.wait_for_timeout(600)
+        settled = _canvas_now(page)
+        assert page.evaluate("() => window.map.stats.render.settles") >= 1
+        assert np.count_nonzero(np.abs(settled - pages["exact"]["moving"]).sum(-1)) <= 0.001 * settled[..., 0].size
+        assert not session.errors, session.errors
+    finally:
+        session.close()
