@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from .store import (
     DocumentTable,
     artifact_digest,
     load_artifacts,
+    load_embedding,
     load_lexical,
     load_map,
     read_manifest,
@@ -42,6 +43,7 @@ from .store import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .embedding import StaticEmbedding
     from .explore import Facets, Filters, TopicTrends
     from .explore_widget import ExploreWidget
     from .layout import CorpusMap
@@ -68,7 +70,10 @@ class Hit(TypedDict):
 
     ``score`` is in [0, 1] for every ranking method (higher is more similar);
     ``shared_topics`` are the topics strong in both texts, ``shared_terms`` the words
-    that contributed most to the lexical match (empty for ``method="lda"``).
+    that contributed most to the lexical match (empty for ``method="lda"``);
+    ``semantic`` (only for a model with static embeddings) is true when the static
+    embedding carried the match: the paper is in the list for its meaning more than for
+    shared words ("semantically close").
     """
 
     id: str
@@ -81,6 +86,7 @@ class Hit(TypedDict):
     published: str
     shared_topics: list[SharedTopic]
     shared_terms: list[str]
+    semantic: NotRequired[bool]
 
 
 @dataclass
@@ -155,6 +161,7 @@ class Abstractor:
         path: str | os.PathLike[str] | None = None,
         lexical: LexicalIndex | None = None,
         hybrid_params: HybridParams = DEFAULT_PARAMS,
+        embedding: StaticEmbedding | None = None,
     ) -> None:
         if len(index) != len(documents):
             raise ValueError(f"index has {len(index)} rows for {len(documents)} documents")
@@ -164,7 +171,7 @@ class Abstractor:
         self.documents = documents
         self.manifest = manifest or {}
         self.path = Path(path) if path is not None else None
-        self.ranker = Ranker(index, lexical, hybrid_params)
+        self.ranker = Ranker(index, lexical, hybrid_params, embedding)
 
     @property
     def index(self) -> SimilarityIndex:
@@ -173,7 +180,7 @@ class Abstractor:
 
     @index.setter
     def index(self, index: SimilarityIndex) -> None:
-        self.ranker = Ranker(index, self.lexical, self.hybrid_params)
+        self.ranker = Ranker(index, self.lexical, self.hybrid_params, self.embedding)
 
     @property
     def lexical(self) -> LexicalIndex | None:
@@ -182,7 +189,17 @@ class Abstractor:
 
     @lexical.setter
     def lexical(self, lexical: LexicalIndex | None) -> None:
-        self.ranker = Ranker(self.index, lexical, self.hybrid_params)
+        self.ranker = Ranker(self.index, lexical, self.hybrid_params, self.embedding)
+
+    @property
+    def embedding(self) -> StaticEmbedding | None:
+        """The static sentence embeddings (:attr:`ranker`'s), ``None`` when the artifact has
+        none (``abstractor embed`` adds them)."""
+        return self.ranker.embedding
+
+    @embedding.setter
+    def embedding(self, embedding: StaticEmbedding | None) -> None:
+        self.ranker = Ranker(self.index, self.lexical, self.hybrid_params, embedding)
 
     @property
     def hybrid_params(self) -> HybridParams:
@@ -191,7 +208,7 @@ class Abstractor:
 
     @hybrid_params.setter
     def hybrid_params(self, params: HybridParams) -> None:
-        self.ranker = Ranker(self.index, self.lexical, params)
+        self.ranker = Ranker(self.index, self.lexical, params, self.embedding)
 
     @property
     def default_method(self) -> str:
@@ -254,7 +271,11 @@ class Abstractor:
             raise ArtifactError(f"{path}: the model kept changing while it was being loaded")
         if lexical is None:
             logger.info("%s has no lexical index: similar papers are ranked by topics only (retrain for 'hybrid')", path)
-        abstractor = cls(model, index, documents, manifest=manifest, path=path, lexical=lexical)
+        abstractor = cls(model, index, documents, manifest=manifest, path=path, lexical=lexical,
+                         embedding=load_embedding(path, manifest, mmap=mmap))
+        if abstractor.embedding is None and lexical is not None:
+            logger.info("%s has no static embeddings: the hybrid ranks by three signals "
+                        "(add the fourth with scripts/distill_static.sh and abstractor embed)", path)
         abstractor.corpus_map = load_map(path, manifest, mmap=mmap)
         if warm:
             abstractor.analyze("Warming up: neural networks learn representations of images and text.", n=1)
@@ -272,6 +293,7 @@ class Abstractor:
         metric: str = "hellinger",
         lexical: bool | dict[str, Any] = True,
         layout: bool | dict[str, Any] | None = None,
+        static_model: str | os.PathLike[str] | StaticEmbedding | None = None,
         progress: bool = True,
         **model_params: Any,
     ) -> Abstractor:
@@ -298,6 +320,10 @@ class Abstractor:
             with the artifact); a dict gives its parameters. ``None`` (default): build it
             for corpora of at least ``layout.MIN_MAP_DOCUMENTS`` (5,000) papers. Add one
             later with :meth:`build_map`.
+        static_model : path or StaticEmbedding, optional
+            A distilled static embedding model (a Model2Vec directory, see
+            ``scripts/distill_static.sh``): the documents are embedded with it and the hybrid
+            ranking gains its fourth signal. Add one later with :meth:`add_embedding`.
         """
         import pandas as pd
 
@@ -317,10 +343,13 @@ class Abstractor:
             logger.info("lexical index built in %.1f s: %r", time.perf_counter() - started, lexical_index)
         info = {"name": corpus.name, "size": len(corpus), "sha256": corpus.content_hash()}
         corpus_map = _fit_map(model, lexical_index, layout)
+        embedding = _embed_documents(static_model, corpus, progress) if static_model is not None else None
         if out is not None:
-            save_artifacts(out, model, index, corpus, corpus_info=info, lexical=lexical_index, corpus_map=corpus_map)
+            save_artifacts(out, model, index, corpus, corpus_info=info, lexical=lexical_index, corpus_map=corpus_map,
+                           embedding=embedding)
             return cls.load(out)
-        trained = cls(model, index, DocumentTable.from_documents(corpus), manifest={"corpus": info}, lexical=lexical_index)
+        trained = cls(model, index, DocumentTable.from_documents(corpus), manifest={"corpus": info}, lexical=lexical_index,
+                      embedding=embedding)
         trained.corpus_map = corpus_map
         return trained
 
@@ -328,7 +357,7 @@ class Abstractor:
         """Save (atomically) to an artifact directory; labels are saved there from now on."""
         info = self.manifest.get("corpus")
         path = save_artifacts(path, self.model, self.index, self.documents, corpus_info=info, lexical=self.lexical,
-                              corpus_map=self.corpus_map)
+                              corpus_map=self.corpus_map, embedding=self.embedding)
         self.path = Path(path)
         return self.path
 
@@ -372,6 +401,10 @@ class Abstractor:
 
             lsa = self.lexical.vectors_[-len(fresh):] if self.lexical is not None and self.lexical.has_semantic else None
             self.corpus_map.extend(CorpusMap.features(new_topics, lsa))
+        if self.embedding is not None:
+            from .embedding import document_text
+
+            self.embedding.add([document_text(d.title, d.text) for d in fresh])
         documents = [self.documents[i] for i in range(len(self.documents))] + fresh
         self.documents = DocumentTable.from_documents(documents)
         previous = dict(self.manifest.get("corpus") or {})
@@ -387,11 +420,11 @@ class Abstractor:
         if save and self.path is not None:
             save_artifacts(self.path, self.model, self.index, documents, corpus_info=info,
                            extra_manifest={"updates": history}, lexical=self.lexical, keep_labels_on_disk=True,
-                           corpus_map=self.corpus_map)
+                           corpus_map=self.corpus_map, embedding=self.embedding)
             reloaded = Abstractor.load(self.path)
             self.model, self.documents, self.manifest = reloaded.model, reloaded.documents, reloaded.manifest
             self.corpus_map = reloaded.corpus_map
-            self.ranker = Ranker(reloaded.index, reloaded.lexical, self.hybrid_params)
+            self.ranker = Ranker(reloaded.index, reloaded.lexical, self.hybrid_params, reloaded.embedding)
         return len(fresh)
 
     def reload(self) -> Abstractor:
@@ -473,7 +506,7 @@ class Abstractor:
         row = self.documents.position(doc_id)
         query = self.ranker.query_for_row(row, self.model.doc_topics_[row], method)
         with single_threaded_blas():
-            return self._hits(self.ranker.rank(query, n, method), query)
+            return self._hits_explained(query, n, method)
 
     def analyze(self, text: str, n: int = 5, method: str | None = None) -> Analysis:
         """Spans, topic mixture and ``n`` similar papers of ``text``, from one tokenization
@@ -489,14 +522,14 @@ class Abstractor:
         doc, spans, known = self.model.analyze(text, tokens=tokens)
         reason = None
         hits: list[Hit] = []
-        query = self.ranker.query(doc, [t.text for t in tokens] if n else None, method)
+        query = self.ranker.query(doc, [t.text for t in tokens] if n else None, method, text=text)
         if not text.strip():
             reason = "The text is empty: paste or type an abstract."
         elif not known and not self.ranker.has_words(query):
             reason = "No topical words: the text has only stopwords, numbers or words this model does not know."
         elif n:
             with single_threaded_blas():
-                hits = self._hits(self.ranker.rank(query, n, method), query)
+                hits = self._hits_explained(query, n, method)
         return Analysis(
             spans=spans,
             doc_topics=np.round(doc.astype(np.float64), 5).tolist(),
@@ -505,12 +538,17 @@ class Abstractor:
             elapsed_ms=(time.perf_counter() - start) * 1000,
         )
 
-    def _hits(self, ranked: list[tuple[int, float]], query: Query) -> list[Hit]:
+    def _hits_explained(self, query: Query, n: int, method: str) -> list[Hit]:
+        ranked, semantic = self.ranker.rank_explained(query, n, method)
+        return self._hits(ranked, query, semantic)
+
+    def _hits(self, ranked: list[tuple[int, float]], query: Query, semantic: list[bool] | None = None) -> list[Hit]:
         rows = [r for r, _ in ranked]
         terms = self.ranker.explain(query, rows, k=SHARED_TERMS)
-        return [self._hit(r, s, query.topics, shared) for (r, s), shared in zip(ranked, terms)]
+        semantic = semantic if semantic is not None else [False] * len(rows)
+        return [self._hit(r, s, query.topics, shared, close) for (r, s), shared, close in zip(ranked, terms, semantic)]
 
-    def _hit(self, row: int, score: float, query: np.ndarray, shared_terms: list[str]) -> Hit:
+    def _hit(self, row: int, score: float, query: np.ndarray, shared_terms: list[str], semantic: bool = False) -> Hit:
         doc = self.documents[row]
         mix = np.asarray(self.model.doc_topics_[row], dtype=np.float32)
         both = np.minimum(mix, query)
@@ -530,6 +568,7 @@ class Abstractor:
             "published": doc.published,
             "shared_topics": shared,
             "shared_terms": shared_terms,
+            **({"semantic": bool(semantic)} if self.embedding is not None else {}),
         }
 
     # -- documents ------------------------------------------------------------------
@@ -599,6 +638,31 @@ class Abstractor:
         result.reason = analysis.reason
         return result
 
+    def add_embedding(self, static_model: str | os.PathLike[str] | StaticEmbedding, save: bool = True,
+                      progress: bool = True) -> StaticEmbedding:
+        """Embed every document with a static model (the hybrid's fourth signal) and save it
+        with the artifact.
+
+        Parameters
+        ----------
+        static_model : path or StaticEmbedding
+            A distilled Model2Vec directory (``scripts/distill_static.sh`` makes one).
+        save : bool
+            When the model has a directory on disk, rewrite the artifact atomically with its
+            ``embedding.*`` files (an interrupted run leaves the previous artifact intact).
+
+        Raises
+        ------
+        abstractor_widgets.embedding.EmbeddingError
+            If the static model cannot be read.
+        """
+        documents = [self.documents[i] for i in range(len(self.documents))]
+        self.embedding = _embed_documents(static_model, documents, progress)
+        if save and self.path is not None:
+            self.save(self.path)
+            self.embedding = Abstractor.load(self.path, warm=False).embedding  # memory-mapped from now on
+        return self.embedding
+
     def build_map(self, save: bool = True, **params: Any) -> CorpusMap:
         """Lay out the corpus in 2-D (UMAP) for the map view, and save it with the artifact.
 
@@ -634,6 +698,19 @@ class Abstractor:
     def __repr__(self) -> str:
         where = f" from {self.path}" if self.path else ""
         return f"Abstractor({self.n_topics} topics, {len(self)} documents{where})"
+
+
+def _embed_documents(static_model: str | os.PathLike[str] | StaticEmbedding, documents: Any,
+                     progress: bool) -> StaticEmbedding:
+    """The static embeddings of ``documents`` (title + abstract) under ``static_model``."""
+    from .embedding import StaticEmbedding, document_text
+
+    if not isinstance(static_model, StaticEmbedding):
+        static_model = StaticEmbedding.from_pretrained(static_model)
+    started = time.perf_counter()
+    static_model.fit([document_text(d.title, d.text) for d in documents], progress=progress)
+    logger.info("static embeddings of %d documents in %.1f s", len(documents), time.perf_counter() - started)
+    return static_model
 
 
 def _fit_map(model: TopicModel, lexical: LexicalIndex | None, layout: bool | dict[str, Any] | None) -> CorpusMap | None:

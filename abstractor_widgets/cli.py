@@ -53,7 +53,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         params["workers"] = args.workers or None  # 0 = LdaModel, as TopicModel's None
     start = time.perf_counter()
     ab = Abstractor.train(corpus, args.topics, out=args.out, metric=args.metric, lexical=not args.no_lexical,
-                          progress=True, **params)
+                          static_model=args.static_model, progress=True, **params)
     elapsed = time.perf_counter() - start
     print(f"trained {args.topics} topics on {len(corpus):,} documents in {elapsed:.1f} s -> {args.out}")
     if not args.no_coherence:
@@ -90,6 +90,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"corpus: {corpus.get('name', '?')} ({corpus.get('size', '?')} documents, sha256 {str(corpus.get('sha256', '?'))[:12]})")
     size = sum(int(f.get("bytes", 0)) for f in manifest["files"].values())
     print(f"files: {len(manifest['files'])}, {size / 2**20:,.1f} MiB" + (" (all checksums verified)" if args.verify else ""))
+    embedding = manifest.get("embedding")
+    if isinstance(embedding, dict):
+        source = embedding.get("source") or {}
+        print(f"static embeddings: {embedding.get('dim')} dimensions, {embedding.get('vocabulary', '?'):,} tokens "
+              f"(teacher {source.get('teacher', '?')})")
+    elif manifest.get("lexical"):
+        print("static embeddings: none (add them: scripts/distill_static.sh, then abstractor embed ARTIFACT)")
     print(f"digest: {digest}  (pin it: --digest or $ABSTRACTOR_ARTIFACT_SHA256)")
     for k, label in enumerate(manifest["labels"]):
         print(f"  {k:>2} {label}")
@@ -165,6 +172,23 @@ def _cmd_map(args: argparse.Namespace) -> int:
     ab = Abstractor.load(path, warm=False, expected_digest=args.digest)
     corpus_map = ab.build_map(n_neighbors=args.n_neighbors, max_fit=args.max_fit)
     print(f"{path}: corpus map of {len(corpus_map):,} papers in {corpus_map.fit_seconds_:.1f} s")
+    return 0
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    import shutil
+
+    from .abstractor import Abstractor
+
+    path = Path(args.artifact)
+    if args.copy_to:
+        shutil.copytree(path, args.copy_to)
+        path = Path(args.copy_to)
+    ab = Abstractor.load(path, warm=False, expected_digest=args.digest)
+    start = time.perf_counter()
+    embedding = ab.add_embedding(args.static_model)
+    print(f"{path}: static embeddings of {len(embedding):,} papers ({embedding.dim} dimensions) "
+          f"in {time.perf_counter() - start:.1f} s")
     return 0
 
 
@@ -308,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--limit", type=_positive, help="use at most this many documents")
     train.add_argument("--no-coherence", action="store_true", help="skip the coherence report")
     train.add_argument("--coherence-docs", type=_positive, default=20_000, help="documents used for coherence")
+    train.add_argument("--static-model", type=Path, default=None,
+                       help="a distilled static embedding model (scripts/distill_static.sh): the hybrid's fourth signal")
     train.set_defaults(func=_cmd_train)
 
     digest_help = "refuse the model unless its manifest digest is this (see `abstractor info`; default $ABSTRACTOR_ARTIFACT_SHA256)"
@@ -361,6 +387,14 @@ def build_parser() -> argparse.ArgumentParser:
     corpus_map.add_argument("--max-fit", type=_positive, default=None, help="fit the layout on a sample of this many papers")
     corpus_map.add_argument("--digest", default=None, help=digest_help)
     corpus_map.set_defaults(func=_cmd_map)
+
+    embed = sub.add_parser("embed", help="add static sentence embeddings (the hybrid's fourth signal) to a saved model")
+    embed.add_argument("artifact", type=Path)
+    embed.add_argument("--static-model", type=Path, required=True,
+                       help="a distilled Model2Vec directory (scripts/distill_static.sh makes artifacts/static-minilm)")
+    embed.add_argument("--copy-to", type=Path, default=None, help="write the model with its embeddings here, leaving ARTIFACT unchanged")
+    embed.add_argument("--digest", default=None, help=digest_help)
+    embed.set_defaults(func=_cmd_embed)
 
     _add_fetch(sub)
     _add_dashboard(sub)

@@ -392,6 +392,15 @@ class LexicalIndex:
             return np.zeros(len(self), dtype=np.float32)
         return np.minimum(self._accumulate(cols, weights), 1.0).astype(np.float32)
 
+    def score_rows(self, query_row: sp.csr_matrix, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Exact scores (in [0, 1], float32) of the query against documents ``rows`` only."""
+        self._check_fitted()
+        rows = np.asarray(rows, dtype=np.int64)
+        cols, weights = self._query_arrays(query_row)
+        if not cols.size or not rows.size:
+            return np.zeros(len(rows), dtype=np.float32)
+        return self._rescore(rows, cols, weights)
+
     def _accumulate(self, cols: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Dense (n_documents,) float64 scores from these terms' posting lists only."""
         postings = self.postings_

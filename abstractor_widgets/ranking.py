@@ -12,8 +12,14 @@ of queries (``docs/relevance.md`` has the measurements behind every choice):
    estimate of the query's field than the query alone).
 3. **Semantic signal**: cosine of the LSA vectors of the query and the candidate, blended
    the same way with the centroid of the top ``feedback_docs`` candidates.
-4. **Fusion**: ``lexical_weight * lexical + topic_weight * topic + semantic_weight *
-   semantic`` with the weights summing to 1, so the score is in [0, 1].
+4. **Static-embedding signal** (when the artifact has one,
+   :class:`~abstractor_widgets.embedding.StaticEmbedding`): cosine of the Model2Vec
+   vectors of the query text and the candidate, blended the same way with the top
+   candidates' centroid. With ``static_candidates``, the documents nearest to the query
+   in that space join the BM25 candidates.
+5. **Fusion**: ``lexical_weight * lexical + topic_weight * topic + semantic_weight *
+   semantic`` with the weights summing to 1, then ``(1 - static_weight) * that +
+   static_weight * static``, so the score is in [0, 1].
 
 Every signal is computed for the candidates only (a few hundred rows), never the corpus.
 A query with no indexed word falls back to the topic ranking; a lexical index without
@@ -38,6 +44,7 @@ from .lexical import display_term
 if TYPE_CHECKING:
     import scipy.sparse as sp
 
+    from .embedding import StaticEmbedding
     from .index import SimilarityIndex
     from .lexical import LexicalIndex
 
@@ -60,7 +67,12 @@ class HybridParams:
         Top lexical candidates whose mean topic mixture / semantic vector is the
         feedback query (0 = none).
     feedback_weight : float in [0, 1]
-        Share of the feedback query in the topic and semantic signals.
+        Share of the feedback query in the topic, semantic and static signals.
+    static_weight : float in [0, 1]
+        Share of the static-embedding signal in the final score (used only when the
+        artifact has static embeddings; the other signals share the rest).
+    static_candidates : int
+        Nearest documents by static embedding added to the BM25 candidates (0 = none).
     """
 
     pool: int = 100
@@ -68,13 +80,15 @@ class HybridParams:
     semantic_weight: float = 0.5
     feedback_docs: int = 10
     feedback_weight: float = 0.5
+    static_weight: float = 0.3
+    static_candidates: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("pool", "feedback_docs"):
+        for name in ("pool", "feedback_docs", "static_candidates"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (1 if name == "pool" else 0):
                 raise ValueError(f"{name} must be a {'positive' if name == 'pool' else 'non-negative'} integer, not {value!r}")
-        for name in ("topic_weight", "semantic_weight", "feedback_weight"):
+        for name in ("topic_weight", "semantic_weight", "feedback_weight", "static_weight"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], not {value!r}")
@@ -111,15 +125,19 @@ class Query:
         for an indexed paper); ``None`` when only topics are ranked.
     exclude_rows : tuple of int
         Rows never returned (an indexed paper's own row).
+    embedding : numpy.ndarray (d,) or None
+        Its unit static-embedding vector, when the ranker has static embeddings.
     """
 
     topics: np.ndarray
     lexical_row: sp.csr_matrix | None = None
     exclude_rows: tuple[int, ...] = ()
+    embedding: np.ndarray | None = None
 
 
 class Ranker:
-    """The one ranking object: a topic index, a lexical index and the hybrid parameters.
+    """The one ranking object: a topic index, a lexical index, optional static
+    embeddings and the hybrid parameters.
 
     Parameters
     ----------
@@ -128,6 +146,8 @@ class Ranker:
     lexical : LexicalIndex, optional
         BM25 / LSA index of the same documents. Without it only ``"lda"`` is offered.
     params : HybridParams
+    embedding : StaticEmbedding, optional
+        Static sentence embeddings of the same documents: the hybrid's fourth signal.
 
     Examples
     --------
@@ -139,12 +159,21 @@ class Ranker:
     [['graph', 'network']]
     """
 
-    def __init__(self, index: SimilarityIndex, lexical: LexicalIndex | None = None, params: HybridParams = DEFAULT_PARAMS) -> None:
+    def __init__(self, index: SimilarityIndex, lexical: LexicalIndex | None = None, params: HybridParams = DEFAULT_PARAMS,
+                 embedding: StaticEmbedding | None = None) -> None:
         if lexical is not None and len(index) != len(lexical):
             raise ValueError(f"the topic index has {len(index)} rows, the lexical index {len(lexical)}")
+        if embedding is not None and len(embedding) != len(index):
+            raise ValueError(f"the topic index has {len(index)} rows, the static embedding {len(embedding)}")
         self.index = index
         self.lexical = lexical
         self.params = params
+        self.embedding = embedding
+
+    @property
+    def has_static(self) -> bool:
+        """Whether the hybrid uses a static-embedding signal."""
+        return self.embedding is not None and self.lexical is not None and self.params.static_weight > 0
 
     def __len__(self) -> int:
         return len(self.index)
@@ -180,16 +209,21 @@ class Ranker:
         return min(int(n), len(self.index))
 
     # -- queries --------------------------------------------------------------------------
-    def query(self, topics: np.ndarray, words: Sequence[str] | None = None, method: str = "hybrid") -> Query:
-        """The query of a text: its topic mixture and, for the lexical methods, its words' BM25 row."""
+    def query(self, topics: np.ndarray, words: Sequence[str] | None = None, method: str = "hybrid",
+              text: str | None = None) -> Query:
+        """The query of a text: its topic mixture, for the lexical methods its words' BM25
+        row, and for the hybrid with static embeddings the ``text``'s vector."""
         row = self.lexical.transform_query(list(words)) if (method != "lda" and words is not None and self.lexical is not None) else None
-        return Query(np.asarray(topics, dtype=np.float32), row)
+        vector = self.embedding.encode_one(text) if (method == "hybrid" and row is not None and text is not None
+                                                     and self.has_static) else None
+        return Query(np.asarray(topics, dtype=np.float32), row, (), vector)
 
     def query_for_row(self, row: int, topics: np.ndarray, method: str = "hybrid") -> Query:
-        """The query of indexed document ``row`` (its topic mixture ``topics``): its BM25 row,
-        itself excluded."""
+        """The query of indexed document ``row`` (its topic mixture ``topics``): its BM25 row
+        and stored vectors, itself excluded."""
         lexical_row = self.lexical.row(row) if (method != "lda" and self.lexical is not None) else None
-        return Query(np.asarray(topics, dtype=np.float32), lexical_row, (int(row),))
+        vector = self.embedding.vectors([row])[0] if (method == "hybrid" and self.has_static) else None
+        return Query(np.asarray(topics, dtype=np.float32), lexical_row, (int(row),), vector)
 
     def has_words(self, query: Query) -> bool:
         """Whether the query has a word of the lexical index."""
@@ -212,13 +246,27 @@ class Ranker:
         if method == "lexical":
             rows, scores = self.lexical.top(query.lexical_row, int(n), exclude_rows=query.exclude_rows)
             return [(int(r), float(s)) for r, s in zip(rows, scores)]
+        return self._hybrid(query, int(n))[0]
+
+    def rank_explained(self, query: Query, n: int, method: str = "hybrid") -> tuple[list[tuple[int, float]], list[bool]]:
+        """:meth:`rank`, and for each hit whether the static embedding carried it: ``True``
+        when the static signal gives more than half of the hit's score (it is close in
+        meaning more than in shared words and topics)."""
+        if method != "hybrid" or n <= 0:
+            ranked = self.rank(query, n, method)
+            return ranked, [False] * len(ranked)
         return self._hybrid(query, int(n))
 
-    def _hybrid(self, query: Query, n: int) -> list[tuple[int, float]]:
+    def _hybrid(self, query: Query, n: int) -> tuple[list[tuple[int, float]], list[bool]]:
         params, lexical = self.params, self.lexical
         excluded = sorted(set(query.exclude_rows))
         signals = self.signals(query, max(params.pool, n), params.feedback_docs)
-        rows, scores = signals["rows"], fuse(signals, params, lexical.has_semantic)
+        static = self.has_static and query.embedding is not None
+        rows, scores = signals["rows"], fuse(signals, params, lexical.has_semantic, static)
+        carried: set[int] = set()
+        if static:
+            others = (1 - params.static_weight) * fuse(signals, params, lexical.has_semantic, False)
+            carried = set(rows[scores - others > others].tolist())
         if len(rows) < n and query.topics.any():
             # not enough lexical matches: the topic ranking fills up (lexical signal 0)
             seen = set(rows.tolist()) | set(excluded)
@@ -227,13 +275,17 @@ class Ranker:
             if extra.size:
                 zeros = np.zeros(len(extra), dtype=np.float32)
                 fill = {"lexical": zeros, "topic": self.index.similarity_to(query.topics, self.index.vectors(extra)),
-                        "topic_feedback": zeros, "semantic": zeros, "semantic_feedback": zeros}
+                        "topic_feedback": zeros, "semantic": zeros, "semantic_feedback": zeros,
+                        "static": zeros, "static_feedback": zeros}
                 if lexical.has_semantic:
                     fill["semantic"] = np.clip(np.asarray(lexical.vectors_[extra], dtype=np.float32)
                                                @ lexical.embed(query.lexical_row), 0.0, 1.0)
+                if static:
+                    fill["static"] = self.embedding.similarity(query.embedding, extra)
                 rows = np.concatenate([rows, extra])
-                scores = np.concatenate([scores, fuse(fill, params.with_(feedback_docs=0), lexical.has_semantic)])
-        return _ranked(rows, scores, n)
+                scores = np.concatenate([scores, fuse(fill, params.with_(feedback_docs=0), lexical.has_semantic, static)])
+        ranked = _ranked(rows, scores, n)
+        return ranked, [r in carried for r, _ in ranked]
 
     def signals(self, query: Query, pool: int, feedback_docs: int = DEFAULT_PARAMS.feedback_docs) -> dict[str, np.ndarray]:
         """The BM25 candidates of a query and their signals, all in [0, 1].
@@ -241,22 +293,36 @@ class Ranker:
         Returns
         -------
         dict
-            ``rows`` (lexical order), ``lexical``, ``topic`` and ``semantic`` (similarity
-            to the query), ``topic_feedback`` and ``semantic_feedback`` (similarity to the
-            top ``feedback_docs`` candidates' centroid; zeros when ``feedback_docs == 0``).
+            ``rows`` (lexical order, then the static embedding's extra candidates),
+            ``lexical``, ``topic``, ``semantic`` and ``static`` (similarity to the query),
+            ``topic_feedback``, ``semantic_feedback`` and ``static_feedback`` (similarity
+            to the top ``feedback_docs`` lexical candidates' centroid; zeros when
+            ``feedback_docs == 0``). ``static*`` are zeros without static embeddings.
         """
         lexical, index = self.lexical, self.index
         rows, lex = lexical.top(query.lexical_row, int(pool), exclude_rows=query.exclude_rows)
+        static = self.has_static and query.embedding is not None
+        if static and self.params.static_candidates and len(rows):
+            extra = self.embedding.nearest(query.embedding, self.params.static_candidates,
+                                           exclude_rows=(*query.exclude_rows, *rows.tolist()))
+            if len(extra):
+                rows = np.concatenate([rows, extra])
+                lex = np.concatenate([lex, lexical.score_rows(query.lexical_row, extra)])
         zeros = np.zeros(len(rows), dtype=np.float32)
         # every candidate's stored rows are gathered once and shared by all the signals
         stored = index.vectors(rows)
         semantic = np.asarray(lexical.vectors_[rows], dtype=np.float32) if lexical.has_semantic else None
         out = {"rows": rows, "lexical": lex,
                "topic": index.similarity_to(query.topics, stored) if query.topics.any() and len(rows) else zeros,
-               "semantic": zeros, "topic_feedback": zeros, "semantic_feedback": zeros}
+               "semantic": zeros, "topic_feedback": zeros, "semantic_feedback": zeros,
+               "static": zeros, "static_feedback": zeros}
         if semantic is not None and len(rows):
             out["semantic"] = np.clip(semantic @ lexical.embed(query.lexical_row), 0.0, 1.0)
         out.update(self._feedback(stored, semantic, feedback_docs))
+        if static and len(rows):
+            vectors = self.embedding.vectors(rows)
+            out["static"] = np.clip(vectors @ query.embedding, 0.0, 1.0)
+            out["static_feedback"] = _centroid_similarity(vectors, feedback_docs)
         return out
 
     def feedback(self, rows: np.ndarray, feedback_docs: int) -> dict[str, np.ndarray]:
@@ -277,10 +343,7 @@ class Ranker:
             return out
         out["topic_feedback"] = self.index.similarity_to(self.index.mixtures(stored[:k]).mean(axis=0), stored)
         if semantic is not None:
-            centroid = semantic[:k].mean(axis=0)
-            norm = float(np.linalg.norm(centroid))
-            if norm > 0:
-                out["semantic_feedback"] = np.clip(semantic @ (centroid / norm), 0.0, 1.0)
+            out["semantic_feedback"] = _centroid_similarity(semantic, k)
         return out
 
     def topic_similarity(self, topics: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -298,10 +361,24 @@ class Ranker:
         return [[display_term(t) for t in terms] for terms in self.lexical.shared_terms_many(query.lexical_row, list(rows), k=k)]
 
 
-def fuse(signals: dict[str, np.ndarray], params: HybridParams, has_semantic: bool = True) -> np.ndarray:
+def _centroid_similarity(vectors: np.ndarray, k: int) -> np.ndarray:
+    """Cosine (clipped to [0, 1]) of unit ``vectors`` to the normalised mean of the first ``k``."""
+    zeros = np.zeros(len(vectors), dtype=np.float32)
+    k = min(int(k), len(vectors))
+    if not k:
+        return zeros
+    centroid = vectors[:k].mean(axis=0)
+    norm = float(np.linalg.norm(centroid))
+    return np.clip(vectors @ (centroid / norm), 0.0, 1.0).astype(np.float32) if norm > 0 else zeros
+
+
+def fuse(signals: dict[str, np.ndarray], params: HybridParams, has_semantic: bool = True,
+         has_static: bool = False) -> np.ndarray:
     """The hybrid score of candidates from :meth:`Ranker.signals`; in [0, 1].
 
-    Without semantic vectors (``has_semantic=False``) their weight goes to the lexical signal.
+    Without semantic vectors (``has_semantic=False``) their weight goes to the lexical signal;
+    with static embeddings (``has_static``) the static signal gets ``static_weight`` of the
+    score and the others share the rest.
     """
     f = np.float32(params.feedback_weight if params.feedback_docs > 0 else 0.0)
     topic = (1 - f) * signals["topic"] + f * signals["topic_feedback"]
@@ -310,6 +387,9 @@ def fuse(signals: dict[str, np.ndarray], params: HybridParams, has_semantic: boo
     score = w_lex * signals["lexical"] + params.topic_weight * topic
     if w_sem:
         score = score + w_sem * ((1 - f) * signals["semantic"] + f * signals["semantic_feedback"])
+    if has_static and params.static_weight:
+        w = np.float32(params.static_weight)
+        score = (1 - w) * score + w * ((1 - f) * signals["static"] + f * signals["static_feedback"])
     return np.clip(score.astype(np.float32), 0.0, 1.0)
 
 

@@ -14,9 +14,12 @@ An artifact is a directory of JSON and ``.npy`` files (format version 2)::
         docs.*.bin/.idx.npy    the documents' fields as UTF-8 blobs + offsets (mmap)
         lexical.*              the BM25 / LSA index (mmap)
         map.*.npy              the corpus map: 2-D layout + its transform's reference rows (optional)
+        embedding.*            static sentence embeddings: token table, tokenizer JSON, document
+                               vectors (optional; ``abstractor embed``)
 
 Each component owns one save/load contract: ``TopicModel.save_files`` / ``load_files``,
 ``SimilarityIndex.save_files`` / ``load_files``, ``LexicalIndex.save`` / ``load``,
+``CorpusMap.save_files`` / ``load_files``, ``StaticEmbedding.save_files`` / ``load_files``,
 :class:`DocumentTable` ``write`` / ``open``. This module only coordinates them, writes
 atomically under a per-artifact lock, and verifies.
 
@@ -74,6 +77,7 @@ from .fileio import (  # noqa: F401 (re-exported: the store's writers are the pa
 )
 
 if TYPE_CHECKING:
+    from .embedding import StaticEmbedding
     from .index import SimilarityIndex
     from .layout import CorpusMap
     from .lexical import LexicalIndex
@@ -273,6 +277,7 @@ def save_artifacts(
     lexical: LexicalIndex | None = None,
     keep_labels_on_disk: bool = False,
     corpus_map: CorpusMap | None = None,
+    embedding: StaticEmbedding | None = None,
 ) -> Path:
     """Save a fitted model, its index and its documents atomically, under the artifact's lock.
 
@@ -300,6 +305,10 @@ def save_artifacts(
     corpus_map : CorpusMap, optional
         The 2-D layout of the same documents (:mod:`abstractor_widgets.layout`), saved as
         ``map.*.npy`` under the manifest's ``"map"`` entry.
+    embedding : StaticEmbedding, optional
+        Static sentence embeddings of the same documents
+        (:mod:`abstractor_widgets.embedding`), saved as ``embedding.*`` under the
+        manifest's ``"embedding"`` entry.
 
     Returns
     -------
@@ -313,6 +322,8 @@ def save_artifacts(
         raise ValueError(f"the lexical index has {len(lexical)} rows but there are {len(documents)} documents")
     if corpus_map is not None and len(corpus_map) != len(documents):
         raise ValueError(f"the corpus map has {len(corpus_map)} points but there are {len(documents)} documents")
+    if embedding is not None and len(embedding) != len(documents):
+        raise ValueError(f"the static embedding has {len(embedding)} rows but there are {len(documents)} documents")
     for name in extra_files or {}:
         check_file_name(name)
     with artifact_lock(directory):
@@ -334,6 +345,7 @@ def save_artifacts(
             if lexical is not None:
                 lexical_entry = {**lexical.get_params(), "files": lexical.save(tmp)}
             map_entry = corpus_map.save_files(tmp) if corpus_map is not None else None
+            embedding_entry = embedding.save_files(tmp) if embedding is not None else None
             for name, payload in (extra_files or {}).items():
                 (tmp / name).write_bytes(payload)
             names = sorted(p.name for p in tmp.iterdir())
@@ -351,6 +363,7 @@ def save_artifacts(
                 "documents": {"files": document_files},
                 "lexical": lexical_entry,
                 **({"map": map_entry} if map_entry is not None else {}),
+                **({"embedding": embedding_entry} if embedding_entry is not None else {}),
                 "params": model.get_params(),
                 "labels": labels,
                 "files": {name: {"bytes": (tmp / name).stat().st_size, "sha256": sha256_file(tmp / name)} for name in names},
@@ -517,7 +530,7 @@ def verify_artifacts(
             raise ArtifactError(f"{path}: truncated or modified ({size} bytes, expected {info['bytes']})")
         if checksums and sha256_file(path) != info["sha256"]:
             raise ArtifactError(f"{path}: checksum mismatch (the file was modified or is corrupt)")
-    for component in ("model", "index", "documents", "lexical", "map"):
+    for component in ("model", "index", "documents", "lexical", "map", "embedding"):
         entry = manifest.get(component)
         unlisted = [n for n in (entry or {}).get("files", []) if n not in manifest["files"]] if isinstance(entry, dict) else []
         if unlisted:
@@ -622,6 +635,33 @@ def load_map(directory: str | os.PathLike[str], manifest: dict[str, Any], mmap: 
     if len(corpus_map) != int(manifest["n_documents"]):
         raise ArtifactError(f"{directory}: the corpus map has {len(corpus_map)} points for {manifest['n_documents']} documents")
     return corpus_map
+
+
+def load_embedding(directory: str | os.PathLike[str], manifest: dict[str, Any], mmap: bool = True) -> StaticEmbedding | None:
+    """The artifact's static embeddings (memory-mapped), or ``None`` if it has none.
+
+    Call after :func:`load_artifacts`, which has verified the files' sizes and checksums.
+
+    Raises
+    ------
+    ArtifactError
+        If the manifest lists embeddings that cannot be read or do not match the documents.
+    """
+    entry = manifest.get("embedding")
+    if not entry:
+        return None
+    try:
+        from .embedding import StaticEmbedding
+    except ImportError as exc:  # model2vec / tokenizers missing from this environment
+        raise ArtifactError(f"{directory}: the model has static embeddings, which need model2vec "
+                            f"(pip install model2vec): {exc}") from exc
+    try:
+        embedding = StaticEmbedding.load_files(ListedFiles(directory, manifest["files"]), entry, mmap=mmap)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{directory}: cannot load the static embeddings ({type(exc).__name__}: {exc})") from exc
+    if len(embedding) != int(manifest["n_documents"]):
+        raise ArtifactError(f"{directory}: the static embeddings have {len(embedding)} rows for {manifest['n_documents']} documents")
+    return embedding
 
 
 def save_label(directory: str | os.PathLike[str], topic: int, label: str) -> list[str]:

@@ -26,7 +26,16 @@ Methods:
 * ``hybrid``: :class:`~abstractor_widgets.ranking.Ranker` (the default of ``similar``);
 * ``embeddings`` (with ``--embeddings FILE``): cosine of sentence embeddings computed by
   ``benchmarks/embed.py`` (all-MiniLM-L6-v2, the issue's quality anchor; it needs PyTorch,
-  so it runs in its own environment; its query time is the one that script measured).
+  so it runs in its own environment; its query time is the one that script measured);
+* ``static`` and ``hybrid+static`` (with ``--static-model DIR``): cosine of the static
+  (Model2Vec) embeddings of :class:`~abstractor_widgets.embedding.StaticEmbedding` alone,
+  and the hybrid with them as its fourth signal (what a model with ``abstractor embed``
+  ranks by).
+
+``--title-check`` adds a second, independent measure: 1,000 papers' *titles* as queries,
+each paper's own *abstract* (without its title) the one relevant document among a pool of
+10,000 abstracts; MRR@10 for every method (``--title-embeddings FILE`` adds MiniLM, from
+``benchmarks/embed.py --title-check``).
 
 Usage::
 
@@ -35,6 +44,7 @@ Usage::
     python benchmarks/relevance.py --tune               # dev-split grid for the hybrid's parameters
     python benchmarks/relevance.py --embeddings FILE --rerank-embeddings   # embeddings as a hybrid signal?
     python benchmarks/relevance.py --embeddings /tmp/relevance/minilm.npz   # + the embedding anchor
+    python benchmarks/relevance.py --static-model artifacts/static-minilm --title-check   # + static embeddings
 
 Writes ``benchmarks/results/relevance.json`` (``relevance_quick.json`` with ``--quick``)
 and prints a table.
@@ -61,6 +71,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
+from abstractor_widgets.embedding import StaticEmbedding, document_text
 from abstractor_widgets.lexical import LexicalIndex, document_words
 from abstractor_widgets.ranking import DEFAULT_PARAMS, HybridParams, Query, Ranker, fuse, single_threaded_blas
 
@@ -418,15 +429,23 @@ class LexicalMethod(Method):
 
 
 class HybridMethod(Method):
+    """The product's hybrid (:class:`Ranker`); with ``embedding``, its static-embedding signal too
+    (an indexed paper's query vector is its stored one, as its BM25 row is)."""
+
     def __init__(self, universe: Universe, model: Any, lexical: LexicalIndex, lda: LdaMethod,
-                 params: HybridParams = DEFAULT_PARAMS, name: str = "hybrid") -> None:
+                 params: HybridParams = DEFAULT_PARAMS, name: str = "hybrid", embedding: StaticEmbedding | None = None) -> None:
         self.name, self.universe, self.model, self.lexical, self.lda, self.params = name, universe, model, lexical, lda, params
-        self.ranker = Ranker(lda.index, lexical, params)
+        self.embedding = embedding
+        self.ranker = Ranker(lda.index, lexical, params, embedding)
+
+    def _vector(self, q: int) -> np.ndarray | None:
+        return self.embedding.vectors([q])[0] if self.embedding is not None else None
 
     def rank(self, queries: Sequence[int], k: int = K) -> dict[int, list[int]]:
         u = self.universe
         return {
-            q: [r for r, _ in self.ranker.rank(Query(u.doc_topics[q], self.lexical.row(q), tuple(self._exclude_rows(q))), k)]
+            q: [r for r, _ in self.ranker.rank(Query(u.doc_topics[q], self.lexical.row(q), tuple(self._exclude_rows(q)),
+                                                     self._vector(q)), k)]
             for q in queries
         }
 
@@ -436,8 +455,44 @@ class HybridMethod(Method):
         pre = self.model.preprocessor_
         topics = self.model.document_topics(u.texts[q])
         words = document_words(pre.words(u.titles[q]), pre.words(u.texts[q]), self.lexical.title_weight)
-        self.ranker.rank(Query(topics, self.lexical.transform_query(words), (q,)), K)
+        vector = self.embedding.encode_one(document_text(u.titles[q], u.texts[q])) if self.embedding is not None else None
+        self.ranker.rank(Query(topics, self.lexical.transform_query(words), (q,), vector), K)
         return time.perf_counter() - t
+
+
+class StaticMethod(Method):
+    """Cosine of static (Model2Vec) embeddings alone: the query paper's text encoded, a full scan."""
+
+    name = "static"
+
+    def __init__(self, universe: Universe, embedding: StaticEmbedding) -> None:
+        self.universe, self.embedding = universe, embedding
+        self.vectors = np.asarray(embedding.documents_, dtype=np.float32)
+
+    def rank(self, queries: Sequence[int], k: int = K) -> dict[int, list[int]]:
+        return _rank_by_dot(self.vectors, queries, k, self._exclude_rows)
+
+    def time_query(self, q: int) -> float:
+        u = self.universe
+        t = time.perf_counter()
+        vector = self.embedding.encode_one(document_text(u.titles[q], u.texts[q]))
+        _top_dense(self.vectors @ vector, K, (q,))
+        return time.perf_counter() - t
+
+
+def embed_universe(universe: Universe, static_model: Path | StaticEmbedding) -> StaticEmbedding:
+    """The universe's documents (title + abstract) under a static model; row = universe position."""
+    embedding = static_model if isinstance(static_model, StaticEmbedding) else StaticEmbedding.from_pretrained(static_model)
+    return embedding.fit([document_text(t, a) for t, a in zip(universe.titles, universe.texts)])
+
+
+def subset_embedding(embedding: StaticEmbedding, positions: np.ndarray) -> StaticEmbedding:
+    """The same static model over a sub-universe's documents."""
+    import copy
+
+    sub = copy.copy(embedding)
+    sub.documents_ = np.asarray(embedding.documents_)[positions]
+    return sub
 
 
 def load_embeddings(path: Path) -> tuple[dict[str, int], np.ndarray, dict[str, Any]]:
@@ -668,6 +723,113 @@ def embedding_rerank(universe: Universe, lexical: LexicalIndex, lda: LdaMethod, 
             for (source, w), p in hits.items()]
 
 
+STATIC_TUNE_GRID: dict[str, Sequence[Any]] = {
+    "static_weight": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+    "static_candidates": [0, 30, 100],
+    "feedback_weight": [0.25, 0.5],
+}
+
+
+def tune_static_signal(universe: Universe, model: Any, lexical: LexicalIndex, lda: LdaMethod, static: StaticEmbedding,
+                       dev: np.ndarray, dev_minority: np.ndarray, params: HybridParams = DEFAULT_PARAMS,
+                       grid: dict[str, Sequence[Any]] | None = None) -> list[dict[str, Any]]:
+    """Dev-split grid of the static signal's weight, its extra candidates and the feedback
+    share, through the product's :class:`Ranker` (the other parameters as ``params``)."""
+    import itertools
+
+    grid = dict(grid or STATIC_TUNE_GRID)
+    labels = np.asarray(universe.labels)
+    queries = np.concatenate([dev, dev_minority]).astype(np.int64)
+    out = []
+    for values in itertools.product(*grid.values()):
+        setting = dict(zip(grid, values))
+        ranker = Ranker(lda.index, lexical, params.with_(**setting), static)
+        hits = np.empty(len(queries))
+        for i, q in enumerate(queries.tolist()):
+            query = Query(universe.doc_topics[q], lexical.row(q), (q,), static.vectors([q])[0])
+            top = [r for r, _ in ranker.rank(query, K)]
+            hits[i] = (labels[top] == labels[q]).sum() / K
+        row = {**setting, "dev_p_at_10": float(hits[: len(dev)].mean()),
+               "dev_minority_p_at_10": float(hits[len(dev):].mean()) if len(queries) > len(dev) else float("nan")}
+        logger.info("static tuning %s", row)
+        out.append(row)
+    return out
+
+
+def title_retrieval(universe: Universe, model: Any, static: StaticEmbedding | None, lexical_params: dict[str, Any],
+                    params: HybridParams = DEFAULT_PARAMS, title_embeddings: Path | None = None,
+                    n_queries: int = 1000, pool: int = 10_000, seed: int = 0) -> dict[str, Any]:
+    """Self-retrieval of papers by their titles: MRR@10 of each method.
+
+    A seeded pool of ``pool`` papers is indexed by their *abstracts only* (no title words,
+    no title in the text); the first ``n_queries`` of them are queried by their *titles*;
+    the one relevant document of a query is its own abstract. Every index is refit on the
+    pool; topic mixtures of the abstracts are the model's, a title's are inferred.
+    """
+    positions = title_pool(universe, pool, seed)
+    queries = positions[:n_queries]
+    titles = [universe.titles[i] for i in queries]
+    abstracts = [universe.texts[i] for i in positions]
+    target = np.arange(len(queries))  # query i's abstract is pool row i
+    pre = model.preprocessor_
+    ranked: dict[str, list[list[int]]] = {}
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=5, max_df=0.1, dtype=np.float32)
+    matrix = vectorizer.fit_transform(abstracts).tocsr()
+    ranked["tfidf-ref"] = [_top_dense(np.asarray((vectorizer.transform([t]) @ matrix.T).toarray()).ravel(), K) for t in titles]
+    from abstractor_widgets.index import SimilarityIndex
+
+    index = SimilarityIndex(np.asarray(universe.doc_topics)[positions], metric="hellinger")
+    title_topics = [model.document_topics(t) for t in titles]
+    ranked["lda"] = [[r for r, _ in index.query(topics, n=K)] for topics in title_topics]
+    lexical = LexicalIndex(**{**lexical_params, "title_weight": 0.0}).fit([universe.words[i] for i in positions])
+    title_rows = [lexical.transform_query(pre.words(t)) for t in titles]
+    ranked["lexical"] = [lexical.top(row, K)[0].tolist() for row in title_rows]
+    hybrid = Ranker(index, lexical, params)
+    ranked["hybrid"] = [[r for r, _ in hybrid.rank(Query(topics, row), K)] for topics, row in zip(title_topics, title_rows)]
+    if static is not None:
+        pool_static = embed_universe_texts(static, abstracts)
+        vectors = np.asarray(pool_static.documents_, dtype=np.float32)
+        title_vectors = static.encode(titles)
+        ranked["static"] = [_top_dense(vectors @ v, K) for v in title_vectors]
+        both = Ranker(index, lexical, params, pool_static)
+        ranked["hybrid+static"] = [[r for r, _ in both.rank(Query(topics, row, (), v), K)]
+                                   for topics, row, v in zip(title_topics, title_rows, title_vectors)]
+    if title_embeddings is not None:
+        with np.load(title_embeddings, allow_pickle=False) as data:
+            ids = [str(x) for x in data["ids"]]
+            abstract_vectors, title_vectors = np.asarray(data["abstract_vectors"]), np.asarray(data["title_vectors"])
+        row_of = {doc_id: i for i, doc_id in enumerate(ids)}
+        wanted = [universe.ids[i] for i in positions]
+        if any(doc_id not in row_of for doc_id in wanted) or len(title_vectors) < n_queries:
+            raise ValueError(f"{title_embeddings} does not cover this pool: rerun benchmarks/embed.py --title-check")
+        pool_vectors = abstract_vectors[[row_of[d] for d in wanted]]
+        query_vectors = title_vectors[[row_of[universe.ids[i]] for i in queries]]
+        ranked["embeddings"] = [_top_dense(pool_vectors @ v, K) for v in query_vectors]
+    out: dict[str, Any] = {"pool": len(positions), "queries": len(queries), "seed": seed}
+    for name, rankings in ranked.items():
+        rr = [1.0 / (r.index(t) + 1) if t in r else 0.0 for r, t in zip(rankings, target.tolist())]
+        out[name] = {"mrr_at_10": float(np.mean(rr)), "hit_at_10": float(np.mean([x > 0 for x in rr]))}
+        logger.info("title check %s: %s", name, out[name])
+    return out
+
+
+def title_pool(universe: Universe, pool: int = 10_000, seed: int = 0) -> np.ndarray:
+    """Universe positions of the title check's pool (its first 1,000 are the queries)."""
+    return np.random.default_rng(seed + 7).permutation(len(universe))[: min(pool, len(universe))]
+
+
+def embed_universe_texts(static: StaticEmbedding, texts: Sequence[str]) -> StaticEmbedding:
+    """The same static model over other documents (``texts`` as they are)."""
+    import copy
+
+    other = copy.copy(static)
+    other.documents_ = static.encode(list(texts)).astype(np.float16)
+    return other
+
+
 def select(tuning: list[dict[str, Any]]) -> dict[str, Any]:
     """The setting with the best dev P@10 + minority-tune P@10 (both bars count)."""
     return max(tuning, key=lambda r: r["dev_p_at_10"] + (0.0 if np.isnan(r["dev_minority_p_at_10"]) else r["dev_minority_p_at_10"]))
@@ -697,7 +859,8 @@ def load_model(model_dir: Path, corpus: Any, n_topics: int, train_if_missing: bo
 
 def run_universe(universe: Universe, model: Any, splits: Splits, params: HybridParams, lexical_params: dict[str, Any],
                  timing_queries: int, lda_name: str = "lda", reference: bool = True,
-                 embeddings: tuple[dict[str, int], np.ndarray, dict[str, Any]] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                 embeddings: tuple[dict[str, int], np.ndarray, dict[str, Any]] | None = None,
+                 static: StaticEmbedding | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Evaluate every method on one universe: ``({method: metrics}, objects)``."""
     out: dict[str, Any] = {}
     lda = LdaMethod(universe, model, name=lda_name)
@@ -712,6 +875,9 @@ def run_universe(universe: Universe, model: Any, splits: Splits, params: HybridP
         logger.info("tf-idf reference: %s in %.1fs", tfidf.matrix.shape, time.perf_counter() - t)
         methods += [tfidf, HybridReference(tfidf, lda)]
     methods += [lda, LexicalMethod(universe, model, lexical), HybridMethod(universe, model, lexical, lda, params)]
+    if static is not None:
+        methods += [StaticMethod(universe, static),
+                    HybridMethod(universe, model, lexical, lda, params, name="hybrid+static", embedding=static)]
     if embeddings is not None:
         rows, vectors, info = embeddings
         methods.append(EmbeddingMethod(universe, rows, vectors, info["query_ms_p50"]))
@@ -754,7 +920,9 @@ def run(corpus: Any, abstractor: Any, *, model_dir: Path | None = None, n_eval: 
         subset: int = 20_000, seed: int = 0, params: HybridParams = DEFAULT_PARAMS,
         lexical_params: dict[str, Any] | None = None, timing_queries: int = 200, e2e_texts: int = 300,
         cache: bool = True, do_tune: bool = False, tune_grid: dict[str, Any] | None = None,
-        all_queries: bool = False, embeddings: Path | None = None, rerank: bool = False) -> dict[str, Any]:
+        all_queries: bool = False, embeddings: Path | None = None, rerank: bool = False,
+        static_model: Path | None = None, title_check: bool = False, title_embeddings: Path | None = None,
+        tune_static: bool = False) -> dict[str, Any]:
     """The whole evaluation on one corpus and one trained model (``abstractor`` over ``corpus``)."""
     lexical_params = dict(lexical_params or DEFAULT_LEXICAL)
     model = abstractor.model
@@ -770,6 +938,20 @@ def run(corpus: Any, abstractor: Any, *, model_dir: Path | None = None, n_eval: 
         "hybrid_params": params.to_dict(), "lexical_params": lexical_params,
         "environment": {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count()},
     }
+    static = None
+    if static_model is not None:
+        t = time.perf_counter()
+        static = embed_universe(universe, static_model)
+        report["static_model"] = {"dir": str(static_model), **static.source, "dim": static.dim,
+                                  "embed_seconds": round(time.perf_counter() - t, 1)}
+    if tune_static:
+        if static is None:
+            raise ValueError("--tune-static needs --static-model")
+        report["static_tuning"] = tune_static_signal(universe, model, fit_lexical(universe, **lexical_params),
+                                                     LdaMethod(universe, model), static, splits.dev, splits.minority_tune,
+                                                     params)
+        report["selected"] = select(report["static_tuning"])
+        return report
     if do_tune:
         grid = tune_grid or DEFAULT_TUNE_GRID
         lda = LdaMethod(universe, model)
@@ -789,7 +971,7 @@ def run(corpus: Any, abstractor: Any, *, model_dir: Path | None = None, n_eval: 
     if loaded is not None:
         report["embeddings"] = loaded[2]
     report["full"], objects = run_universe(universe, model, splits, params, lexical_params, timing_queries,
-                                           embeddings=loaded)
+                                           embeddings=loaded, static=static)
     if all_queries:
         report["population"] = population(universe, objects["methods"], seed=seed)
     if subset and subset < len(universe):
@@ -797,8 +979,11 @@ def run(corpus: Any, abstractor: Any, *, model_dir: Path | None = None, n_eval: 
         sub = universe.subset(positions)
         sub_splits = make_splits(sub, n_eval, 0, seed)
         report["subset"], _ = run_universe(sub, model, sub_splits, params, lexical_params, timing_queries=0,
-                                           embeddings=loaded)
+                                           embeddings=loaded,
+                                           static=subset_embedding(static, positions) if static is not None else None)
         report["subset"]["size"] = subset
+    if title_check:
+        report["title_check"] = title_retrieval(universe, model, static, lexical_params, params, title_embeddings, seed=seed)
     if e2e_texts:
         texts = [universe.texts[q] for q in splits.eval[:e2e_texts]]
         eval_set = set(splits.eval.tolist())
@@ -870,6 +1055,13 @@ def format_table(report: dict[str, Any]) -> str:
         for name, res in report["population"].items():
             lines.append(f"| {name} | {res['p_at_10']:.3f} | {res.get('p_at_10_query_counted', float('nan')):.3f} | "
                          f"{res['minority_p_at_10']:.3f} | {res['sample_mean_p5']:.3f}–{res['sample_mean_p95']:.3f} |")
+    if "title_check" in report:
+        t = report["title_check"]
+        lines += ["", f"title self-retrieval ({t['queries']:,} titles, pool of {t['pool']:,} abstracts):",
+                  "", "| method | MRR@10 | hit@10 |", "|---|---|---|"]
+        for name, res in t.items():
+            if isinstance(res, dict):
+                lines.append(f"| {name} | {res['mrr_at_10']:.3f} | {res['hit_at_10']:.3f} |")
     if "end_to_end" in report:
         e = report["end_to_end"]
         lines.append("")
@@ -916,6 +1108,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="also rank by these sentence embeddings (a benchmarks/embed.py .npz)")
     parser.add_argument("--rerank-embeddings", action="store_true",
                         help="only try the --embeddings as a re-ranking signal of the hybrid (dev split)")
+    parser.add_argument("--static-model", type=Path, default=None,
+                        help="also rank by static embeddings of this Model2Vec directory (scripts/distill_static.sh)")
+    parser.add_argument("--tune-static", action="store_true", help="only tune the static signal (dev split; --static-model)")
+    parser.add_argument("--title-check", action="store_true", help="also the title self-retrieval check (MRR@10)")
+    parser.add_argument("--title-embeddings", type=Path, default=None,
+                        help="MiniLM vectors for the title check (benchmarks/embed.py --title-check)")
+    parser.add_argument("--title-pool-ids", type=Path, default=None,
+                        help="only write the title check's pool ids (one per line) for benchmarks/embed.py")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -954,11 +1154,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                    "p90": round(float(np.percentile(times, 90)), 3)}
             report["query_ms"]["load_average"] = os.getloadavg()[0]
             out = args.out or RESULTS / "relevance_latency.json"
+        elif args.title_pool_ids:
+            words, title_words = model_words(abstractor.model, corpus, model_dir)
+            universe = build_universe(corpus, abstractor.model, words, title_words)
+            ids = [universe.ids[i] for i in title_pool(universe, seed=args.seed)]
+            args.title_pool_ids.write_text("\n".join(ids) + "\n", encoding="utf-8")
+            print(f"wrote {len(ids)} ids to {args.title_pool_ids} (the first 1,000 are the queries)")
+            return 0
         else:
             report = run(corpus, abstractor, model_dir=model_dir, n_eval=args.queries, subset=args.subset, seed=args.seed,
                          do_tune=args.tune, all_queries=args.all_queries, embeddings=args.embeddings,
-                         rerank=args.rerank_embeddings)
-            name = "relevance_tuning" if args.tune else "relevance_rerank" if args.rerank_embeddings else "relevance"
+                         rerank=args.rerank_embeddings, static_model=args.static_model, title_check=args.title_check,
+                         title_embeddings=args.title_embeddings, tune_static=args.tune_static)
+            name = ("relevance_tuning" if args.tune else "relevance_rerank" if args.rerank_embeddings
+                    else "relevance_static_tuning" if args.tune_static else "relevance"
             out = args.out or RESULTS / f"{name}.json"
     report["seconds"] = round(time.perf_counter() - start, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -966,6 +1175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.tune:
         for row in sorted(report["tuning"], key=lambda r: -(r["dev_p_at_10"] + r["dev_minority_p_at_10"]))[:15]:
             print({k: v for k, v in row.items() if k != "lexical"})
+        print("selected:", report["selected"])
+    elif args.tune_static:
+        for row in sorted(report["static_tuning"], key=lambda r: -(r["dev_p_at_10"] + r["dev_minority_p_at_10"]))[:15]:
+            print(row)
         print("selected:", report["selected"])
     elif args.rerank_embeddings:
         for row in report["embedding_rerank"]:

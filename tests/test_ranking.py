@@ -145,7 +145,8 @@ def test_params_validation_and_fuse():
     with pytest.raises(ValueError):
         HybridParams(topic_weight=0.6, semantic_weight=0.6)
     assert HybridParams().with_(pool=7).pool == 7
-    assert set(DEFAULT_PARAMS.to_dict()) == {"pool", "topic_weight", "semantic_weight", "feedback_docs", "feedback_weight"}
+    assert set(DEFAULT_PARAMS.to_dict()) == {"pool", "topic_weight", "semantic_weight", "feedback_docs", "feedback_weight",
+                                             "static_weight", "static_candidates"}
     assert DEFAULT_PARAMS.lexical_weight == pytest.approx(1 - DEFAULT_PARAMS.topic_weight - DEFAULT_PARAMS.semantic_weight)
     params = HybridParams(topic_weight=0.25, semantic_weight=0.25, feedback_docs=2, feedback_weight=0.5)
     signals = {"lexical": np.array([1.0, 0.0]), "topic": np.array([0.0, 1.0]), "topic_feedback": np.array([1.0, 1.0]),
