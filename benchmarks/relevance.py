@@ -1167,7 +1167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          rerank=args.rerank_embeddings, static_model=args.static_model, title_check=args.title_check,
                          title_embeddings=args.title_embeddings, tune_static=args.tune_static)
             name = ("relevance_tuning" if args.tune else "relevance_rerank" if args.rerank_embeddings
-                    else "relevance_static_tuning" if args.tune_static else "relevance"
+                    else "relevance_static_tuning" if args.tune_static else "relevance")
             out = args.out or RESULTS / f"{name}.json"
     report["seconds"] = round(time.perf_counter() - start, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
