@@ -35,8 +35,10 @@ Examples
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import functools
+import hashlib
 import html
 import json
 import logging
@@ -62,10 +64,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
+from .explore import Filters, filtered_analyze, to_bibtex, to_csv
+from .explore_widget import NO_MAP_MESSAGE
 from .text import MAX_TEXT_CHARS, TextTooLongError
 from .widget import N_SIMILAR_MAX, N_SIMILAR_MIN, topic_style
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .abstractor import Abstractor
     from .corpus import Document
 
@@ -101,6 +107,14 @@ N_SIMILAR_DEFAULT = 5
 #: and the usual ids of other corpora; at most 200 characters (the widget's limit).
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+()\-]{0,199}")
 _WORD_RE = re.compile(r"\S+")
+#: Papers one export may name: a lasso around all 60,000 papers of the default map fits.
+MAX_EXPORT_ROWS = 100_000
+#: Body limit of ``POST /api/v1/export`` (a row number is at most 8 bytes of JSON).
+MAX_EXPORT_BODY_BYTES = 8 * MAX_EXPORT_ROWS + 64 * 1024
+#: Query parameters of the corpus explorer's filters (``GET /api/v1/trends``, ``/map/mask``):
+#: ``categories`` (repeatable), ``date_from`` / ``date_to`` (``YYYY-MM``), ``keyword``.
+FILTER_PARAMS = ("categories", "date_from", "date_to", "keyword")
+EXPORT_TYPES = {"csv": ("text/csv; charset=utf-8", "csv"), "bibtex": ("application/x-bibtex; charset=utf-8", "bib")}
 #: The web dashboard's files (built from js/ by the package build).
 STATIC_WEB = Path(__file__).parent / "static" / "web"
 
@@ -116,6 +130,12 @@ SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
     ("cross-origin-opener-policy", "same-origin"),
     ("permissions-policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()"),
 )
+#: The web dashboard page's own policy: the same, plus ``'unsafe-eval'`` for scripts. The
+#: corpus map draws with regl (regl-scatterplot's WebGL layer), which builds its draw
+#: commands with ``Function``; there is no regl without it. Scripts still come only from
+#: this origin (no inline script, no other host), and the page never evaluates data it
+#: receives (text goes through ``textContent``).
+PAGE_CSP = dict(SECURITY_HEADERS)["content-security-policy"].replace("script-src 'self'", "script-src 'self' 'unsafe-eval'")
 #: Paths the rate limit applies to (queries; not health checks nor static files).
 _LIMITED_PREFIXES = ("/api/", "/abst_subm", "/get_similars", "/get_rand_abst")
 
@@ -256,6 +276,40 @@ def _check_id(value: object) -> str:
     if not _ID_RE.fullmatch(value):
         raise ApiError(422, "invalid document id: 1-200 characters among letters, digits and . _ : / + ( ) -, "
                             "starting with a letter or digit")
+    return value
+
+
+def _filters(value: object) -> Filters:
+    """The explorer's filters from a JSON body field (an object or null); 422 when invalid."""
+    if value is None:
+        return Filters()
+    if not isinstance(value, dict):
+        raise ApiError(400, f"'filters' must be an object or null, not {_json_type(value)}")
+    try:
+        return Filters.from_dict(value)
+    except ValueError as exc:
+        raise ApiError(422, f"invalid filter: {exc}") from None
+
+
+def _query_filters(request: Request) -> Filters:
+    """The filters of a GET request's query string (:data:`FILTER_PARAMS`); 422 when invalid."""
+    params = request.query_params
+    unknown = sorted(set(params.keys()) - set(FILTER_PARAMS))
+    if unknown:
+        raise ApiError(422, f"unknown query parameter {unknown[0][:40]!r}: the filters are {', '.join(FILTER_PARAMS)}")
+    for key in ("date_from", "date_to", "keyword"):
+        if len(params.getlist(key)) > 1:
+            raise ApiError(422, f"give {key!r} at most once")
+    return _filters({"categories": params.getlist("categories"), "date_from": params.get("date_from", ""),
+                     "date_to": params.get("date_to", ""), "keyword": params.get("keyword", "")})
+
+
+def _bool_field(data: dict[str, Any], key: str) -> bool:
+    value = data.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ApiError(400, f"{key!r} must be a boolean, not {_json_type(value)}")
     return value
 
 
@@ -459,6 +513,8 @@ class _Model:
         self.offload = offload
         self.error: str | None = None
         self._topics: bytes | None = None
+        self._explorer: _Explorer | None = None
+        self._explorer_lock = threading.Lock()
 
     def load(self) -> None:
         """Load :attr:`path` (in a thread: the event loop keeps answering ``/health``)."""
@@ -485,6 +541,15 @@ class _Model:
             return await run_in_threadpool(fn, *args, **kwargs)
         return fn(*args, **kwargs)
 
+    def explorer(self) -> _Explorer:
+        """The explorer's cached data (built by the first request that needs it)."""
+        if self._explorer is None:
+            ab = self.get()
+            with self._explorer_lock:
+                if self._explorer is None:
+                    self._explorer = _Explorer(ab)
+        return self._explorer
+
     def topics_body(self) -> bytes:
         if self._topics is None:
             ab = self.get()
@@ -505,6 +570,89 @@ class _Model:
             }
             self._topics = JSONResponse(payload).body
         return self._topics
+
+
+class _Explorer:
+    """The corpus explorer's data for one model, computed once and cached (the model never
+    changes while a process serves it): the map's points as bytes, its description, and the
+    masks and trends of the last filters asked for (an LRU per process)."""
+
+    def __init__(self, ab: Abstractor) -> None:
+        import numpy as np
+
+        self.ab = ab
+        facets = ab.facets
+        self.categories = [[c, int(n)] for c, n in zip(facets.categories[:30], facets.category_counts[:30])]
+        self.month_range = [facets.months[0], facets.months[-1]] if facets.months else []
+        corpus_map = ab.corpus_map
+        if corpus_map is None:
+            self.coords = np.zeros((0, 2), dtype=np.float32)
+            self.dominant = np.zeros(0, dtype=np.uint8)
+            self.points = b""
+            self.centroids: list[list[float] | None] = []
+            self.status = NO_MAP_MESSAGE.format(path="ARTIFACT")
+        else:
+            from .explore_widget import ExploreWidget
+
+            self.coords = np.ascontiguousarray(corpus_map.coords_, dtype="<f4")
+            self.dominant = np.asarray(ab.model.doc_topics_).argmax(axis=1).astype(np.uint8)
+            # float32 x, y interleaved (8 bytes a paper), then uint8 dominant topic (1 byte)
+            self.points = self.coords.tobytes() + self.dominant.tobytes()
+            self.centroids = ExploreWidget._centroids(self.coords.astype(np.float64), self.dominant, ab.n_topics)
+            self.status = ""
+        self.version = hashlib.sha256(self.points + json.dumps(self.centroids).encode()).hexdigest()[:16]
+        self.info = JSONResponse({
+            "n_points": len(self.dominant), "n_documents": len(ab), "n_topics": ab.n_topics,
+            "status": self.status, "version": self.version, "centroids": self.centroids,
+            "categories": self.categories, "month_range": self.month_range,
+            "points_bytes": len(self.points),
+        }).body
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - one explorer per model, kept for the process
+    def mask(self, filters: Filters) -> tuple[bytes, int]:
+        """Bits (little-endian bit order, 1 = kept) of the papers the filters keep, and their count."""
+        import numpy as np
+
+        mask = self.ab.filter_mask(filters)  # ValueError: a keyword with no indexed word
+        if mask is None:
+            return b"", len(self.ab)
+        return np.packbits(mask, bitorder="little").tobytes(), int(mask.sum())
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019
+    def trends(self, filters: Filters) -> bytes:
+        """``TopicTrends`` of the kept papers as JSON, the share arrays as base64 float32."""
+        state = self.ab.trends(filters=filters if filters.active else None, n_categories=12).to_state(binary=True)
+        for key in ("shares", "category_shares"):
+            state[key] = base64.b64encode(state[key]).decode("ascii")
+        state["encoding"] = "float32-le-base64"
+        state["filter_count"] = self.mask(filters)[1]
+        return JSONResponse(state).body
+
+    def row(self, row: int) -> dict[str, Any]:
+        doc = self.ab.documents[row]
+        out: dict[str, Any] = {"row": row, "id": doc.id, "title": doc.title, "published": doc.published,
+                               "categories": doc.categories, "url": doc.url}
+        if len(self.dominant):
+            out["topic"] = int(self.dominant[row])
+            out["x"], out["y"] = (round(float(v), 5) for v in self.coords[row])
+        return out
+
+    def here(self, text: str, doc_topics: Sequence[float], paper_id: str | None) -> list[float]:
+        """Where the analysed text goes on the map: a corpus paper on its own point, else the
+        map's transform of the text ([] without a map or without topical words)."""
+        ab = self.ab
+        if ab.corpus_map is None:
+            return []
+        if paper_id and paper_id in ab.documents:
+            return [round(float(v), 5) for v in self.coords[ab.documents.position(paper_id)]]
+        if not any(p > 0 for p in doc_topics):
+            return []
+        import numpy as np
+
+        from .layout import CorpusMap
+
+        feature = CorpusMap.text_features(ab, text, np.asarray(doc_topics, dtype=np.float64))
+        return [round(float(v), 5) for v in ab.corpus_map.place_one(feature)]
 
 
 # -- the application ----------------------------------------------------------------
@@ -607,15 +755,32 @@ def create_app(
         text = _text_field(data, "text")
         n = _n_field(data)
         method = _method_field(data, ab.methods)
-        result = await model.call(ab.analyze, text, n=n, method=method)
-        return JSONResponse({
+        filters = _filters(data.get("filters"))
+        on_map = _bool_field(data, "map")
+        paper_id = _check_id(data["paper_id"]) if data.get("paper_id") is not None else None
+        if filters.active:
+            # ranked among the papers the filters keep (the explorer's similar papers)
+            try:
+                mask = await model.call(ab.filter_mask, filters)
+            except ValueError as exc:
+                raise ApiError(422, f"filter not applied: {exc}") from None
+            result = await model.call(filtered_analyze, ab, text, n, method, mask)
+        else:
+            result = await model.call(ab.analyze, text, n=n, method=method)
+        body = {
             "spans": result.spans,
             "doc_topics": result.doc_topics,
             "similar": [_public_hit(h) for h in result.similar],
             "reason": result.reason,
             "elapsed_ms": round(result.elapsed_ms, 3),
             "method": method or ab.default_method,
-        })
+        }
+        if on_map:
+            explorer = await model.call(model.explorer)
+            body["here"] = await model.call(explorer.here, text, result.doc_topics, paper_id)
+            for hit in body["similar"]:
+                hit["row"] = ab.documents.position(hit["id"])
+        return JSONResponse(body)
 
     @_endpoint
     async def similar(request: Request) -> Response:
@@ -651,6 +816,93 @@ def create_app(
             raise ApiError(404, f"unknown document id {doc_id!r}") from None
         return JSONResponse(_document_json(doc))
 
+    # -- the corpus explorer ----------------------------------------------------
+    @_endpoint
+    async def map_info(request: Request) -> Response:
+        explorer = await model.call(model.explorer)
+        return Response(explorer.info, media_type="application/json")
+
+    @_endpoint
+    async def map_points(request: Request) -> Response:
+        explorer = await model.call(model.explorer)
+        if not explorer.points:
+            raise ApiError(404, "this model has no corpus map (add one with `abstractor map ARTIFACT`)")
+        etag = f'"{explorer.version}"'
+        headers = {"ETag": etag, "Cache-Control": "no-cache", "X-Map-Points": str(len(explorer.dominant))}
+        if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+            return Response(status_code=304, headers=headers)
+        return Response(explorer.points, media_type="application/octet-stream", headers=headers)
+
+    @_endpoint
+    async def map_mask(request: Request) -> Response:
+        filters = _query_filters(request)
+        explorer = await model.call(model.explorer)
+        try:
+            bits, count = await model.call(explorer.mask, filters)
+        except ValueError as exc:
+            raise ApiError(422, f"filter not applied: {exc}") from None
+        return Response(bits, media_type="application/octet-stream",
+                        headers={"X-Filter-Count": str(count), "X-Map-Points": str(len(model.get()))})
+
+    @_endpoint
+    async def trends(request: Request) -> Response:
+        filters = _query_filters(request)
+        explorer = await model.call(model.explorer)
+        try:
+            body = await model.call(explorer.trends, filters)
+        except ValueError as exc:
+            raise ApiError(422, f"filter not applied: {exc}") from None
+        return Response(body, media_type="application/json")
+
+    @_endpoint
+    async def map_row(request: Request) -> Response:
+        ab = model.get()
+        raw = request.path_params["row"]
+        if not re.fullmatch(r"[0-9]{1,10}", raw):
+            raise ApiError(422, "a map row is a paper's row number (0, 1, 2, ...)")
+        row = int(raw)
+        if row >= len(ab):
+            raise ApiError(404, f"no paper at row {row}: the corpus has {len(ab):,}")
+        explorer = await model.call(model.explorer)
+        return JSONResponse(explorer.row(row), headers={"Cache-Control": "private, max-age=3600"})
+
+    @_endpoint
+    async def export(request: Request) -> Response:
+        ab = model.get()
+        data = await read_json(request, limit=MAX_EXPORT_BODY_BYTES)
+        fmt, what = data.get("format"), data.get("what")
+        if fmt not in EXPORT_TYPES:
+            raise ApiError(422, "'format' must be 'csv' or 'bibtex'")
+        if what == "selection":
+            rows = data.get("rows")
+            if not isinstance(rows, list) or not all(isinstance(r, int) and not isinstance(r, bool) for r in rows):
+                raise ApiError(400, "'rows' must be an array of row numbers")
+            if len(rows) > MAX_EXPORT_ROWS:
+                raise ApiError(413, f"at most {MAX_EXPORT_ROWS:,} papers in one export, not {len(rows):,}")
+            if any(not 0 <= r < len(ab) for r in rows):
+                raise ApiError(422, f"rows must be in [0, {len(ab)})")
+            records = [_document_json(ab.documents[r]) for r in sorted(set(rows))]
+        elif what == "similar":
+            papers = data.get("papers")
+            if not isinstance(papers, list) or len(papers) > N_SIMILAR_MAX + 1 or not all(isinstance(p, dict) for p in papers):
+                raise ApiError(400, f"'papers' must be an array of at most {N_SIMILAR_MAX + 1} objects {{id, score}}")
+            records = []
+            for paper in papers:
+                doc_id = _check_id(paper.get("id"))
+                score = paper.get("score")
+                if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score)):
+                    raise ApiError(400, "a paper's 'score' must be a number")
+                if doc_id not in ab.documents:
+                    raise ApiError(404, f"unknown document id {doc_id!r}")
+                records.append({**_document_json(ab.documents[ab.documents.position(doc_id)]), "score": score})
+        else:
+            raise ApiError(422, "'what' must be 'selection' (with 'rows') or 'similar' (with 'papers')")
+        mime, ext = EXPORT_TYPES[fmt]
+        text = await model.call(to_csv if fmt == "csv" else to_bibtex, records)
+        return Response(text, media_type=mime,
+                        headers={"Content-Disposition": f'attachment; filename="abstractor-{what}.{ext}"',
+                                 "X-Export-Count": str(len(records))})
+
     @_endpoint
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_schema())
@@ -664,7 +916,7 @@ def create_app(
     async def index(request: Request) -> Response:
         page = static / "index.html"
         if page.is_file():
-            return FileResponse(page, headers={"Cache-Control": "no-cache"})
+            return FileResponse(page, headers={"Cache-Control": "no-cache", "Content-Security-Policy": PAGE_CSP})
         return HTMLResponse(
             "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>abstractor: not built</title>"
             "<h1>The web dashboard is not built</h1><p>This server answers the JSON API "
@@ -683,6 +935,12 @@ def create_app(
         Route("/api/v1/similar", similar, methods=["POST"]),
         Route("/api/v1/random", random, methods=["GET"]),
         Route("/api/v1/documents/{doc_id:path}", document, methods=["GET"]),
+        Route("/api/v1/map", map_info, methods=["GET"]),
+        Route("/api/v1/map/points", map_points, methods=["GET"]),
+        Route("/api/v1/map/mask", map_mask, methods=["GET"]),
+        Route("/api/v1/map/rows/{row}", map_row, methods=["GET"]),
+        Route("/api/v1/trends", trends, methods=["GET"]),
+        Route("/api/v1/export", export, methods=["POST"]),
         Route("/api/v1/openapi.json", openapi, methods=["GET"]),
         Route("/api/v1/docs", docs, methods=["GET"]),
         Route("/", index, methods=["GET"]),
@@ -808,8 +1066,9 @@ def serve(
 # -- OpenAPI ------------------------------------------------------------------------
 def _error_responses(*statuses: int) -> dict[str, Any]:
     text = {400: "Malformed JSON, wrong types or missing fields", 404: "Unknown document",
-            413: f"Text above {MAX_TEXT_CHARS:,} characters or body above {MAX_BODY_BYTES:,} bytes",
-            422: "Valid JSON with invalid values (n out of range, unknown method, invalid id)",
+            413: f"Text above {MAX_TEXT_CHARS:,} characters or body above {MAX_BODY_BYTES:,} bytes "
+                 f"(an export: above {MAX_EXPORT_ROWS:,} papers)",
+            422: "Valid JSON with invalid values (n out of range, unknown method, invalid id or filter)",
             429: "Rate limited (see Retry-After)", 503: "The model is not loaded yet"}
     return {str(s): {"description": text[s], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
             for s in statuses}
@@ -840,6 +1099,10 @@ def openapi_schema() -> dict[str, Any]:
     n = {"type": "integer", "minimum": N_SIMILAR_MIN, "maximum": N_SIMILAR_MAX, "default": N_SIMILAR_DEFAULT}
     text = {"type": "string", "maxLength": MAX_TEXT_CHARS}
     doc_id = {"type": "string", "pattern": "^" + _ID_RE.pattern + "$"}
+    FILTERS = [{"name": "categories", "in": "query", "required": False, "schema": {"type": "array", "items": string}, "explode": True},
+                 {"name": "date_from", "in": "query", "required": False, "schema": string},
+                 {"name": "date_to", "in": "query", "required": False, "schema": string},
+                 {"name": "keyword", "in": "query", "required": False, "schema": string}]  # noqa: N806
 
     def obj(properties: dict[str, Any], required: Sequence[str] | None = None, **extra: Any) -> dict[str, Any]:
         return {"type": "object", "properties": properties,
@@ -855,8 +1118,50 @@ def openapi_schema() -> dict[str, Any]:
                     "topics": {"type": "array", "items": number}, "url": string, "categories": string,
                     "published": string,
                     "shared_topics": {"type": "array", "items": {"$ref": "#/components/schemas/SharedTopic"}},
-                    "shared_terms": {"type": "array", "items": string}},
+                    "shared_terms": {"type": "array", "items": string},
+                    "row": {"type": "integer", "minimum": 0, "description": "Its point on the corpus map (analyze with map: true)."}},
+                   required=["id", "title", "score", "topics", "url", "categories", "published", "shared_topics", "shared_terms"],
                    description="A similar paper (without its abstract: GET /api/v1/documents/{id})."),
+        "Filters": {"type": ["object", "null"], "additionalProperties": False,
+                    "description": "The corpus explorer's filters: papers in any of the categories, published in "
+                                   "the months from date_from to date_to (inclusive), whose title or abstract has "
+                                   "every indexed word of keyword.",
+                    "properties": {"categories": {"type": "array", "maxItems": 50, "items": {"type": "string", "minLength": 1, "maxLength": 40}},
+                                   "date_from": {"type": "string", "pattern": "^([0-9]{4}-[0-9]{2}(-[0-9]{2})?)?$"},
+                                   "date_to": {"type": "string", "pattern": "^([0-9]{4}-[0-9]{2}(-[0-9]{2})?)?$"},
+                                   "keyword": {"type": "string", "maxLength": 200}}},
+        "MapInfo": obj({
+            "n_points": integer, "n_documents": integer, "n_topics": integer,
+            "status": {"type": "string", "description": "Why there is no map ('' when there is one)."},
+            "version": {"type": "string", "description": "Changes with the map's points (their ETag)."},
+            "centroids": {"type": "array", "items": {"anyOf": [{"type": "array", "items": number, "minItems": 2, "maxItems": 2}, {"type": "null"}]},
+                          "description": "Per topic, where its label goes (the median of its papers), or null."},
+            "categories": _pairs(string, integer), "month_range": {"type": "array", "items": string, "maxItems": 2},
+            "points_bytes": integer},
+            description="The corpus map: GET /api/v1/map/points has the points (9 bytes a paper)."),
+        "Trends": obj({
+            "months": {"type": "array", "items": string}, "counts": {"type": "array", "items": integer},
+            "n_topics": integer,
+            "shares": {"type": "string", "contentEncoding": "base64",
+                       "description": "float32 little-endian, months x topics: each topic's mean share of the month's papers"},
+            "categories": {"type": "array", "items": string},
+            "category_counts": {"type": "array", "items": {"type": "array", "items": integer}},
+            "category_shares": {"type": "string", "contentEncoding": "base64",
+                                "description": "float32 little-endian, categories x months x topics"},
+            "undated": integer, "encoding": {"const": "float32-le-base64"}, "filter_count": integer},
+            description="Topics over time of the papers the filters keep."),
+        "MapRow": obj({"row": integer, "id": string, "title": string, "published": string, "categories": string,
+                       "url": string, "topic": integer, "x": number, "y": number},
+                      required=["row", "id", "title", "published", "categories", "url"],
+                      description="A point of the map: its paper, dominant topic and position."),
+        "ExportRequest": {"type": "object", "additionalProperties": False, "required": ["what", "format"],
+                          "properties": {"what": {"enum": ["selection", "similar"]}, "format": {"enum": ["csv", "bibtex"]},
+                                         "rows": {"type": "array", "maxItems": MAX_EXPORT_ROWS, "items": {"type": "integer", "minimum": 0},
+                                                  "description": "what = selection: map rows"},
+                                         "papers": {"type": "array", "maxItems": N_SIMILAR_MAX + 1,
+                                                    "items": {"type": "object", "properties": {"id": doc_id, "score": {"type": ["number", "null"]}},
+                                                              "required": ["id"]},
+                                                    "description": "what = similar: the listed papers and their scores"}}},
         "Document": obj({"id": string, "title": string, "abstract": string, "categories": string,
                          "published": string, "url": string}),
         "Topic": obj({"id": integer, "label": string, "color": {"type": "string", "pattern": "^#[0-9A-Fa-f]{6}$"},
@@ -869,12 +1174,19 @@ def openapi_schema() -> dict[str, Any]:
             "max_text_chars": integer,
             "n_similar": obj({"min": integer, "max": integer, "default": integer}),
             "editable_labels": {"type": "boolean"}}),
-        "AnalyzeRequest": {"type": "object", "properties": {"text": text, "n": n, "method": method}, "required": ["text"]},
+        "AnalyzeRequest": {"type": "object", "properties": {
+            "text": text, "n": n, "method": method, "filters": {"$ref": "#/components/schemas/Filters"},
+            "map": {"type": "boolean", "default": False, "description": "Also where the text goes on the corpus map (here) and each hit's row."},
+            "paper_id": {**doc_id, "description": "The corpus paper being analysed: with map, the marker goes on its own point."}},
+            "required": ["text"]},
         "Analysis": obj({
             "spans": {"type": "array", "items": {"$ref": "#/components/schemas/Span"}},
             "doc_topics": {"type": "array", "items": number},
             "similar": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}},
-            "reason": nullable_string, "elapsed_ms": number, "method": string}),
+            "reason": nullable_string, "elapsed_ms": number, "method": string,
+            "here": {"type": "array", "items": number, "maxItems": 2,
+                     "description": "With map: [x, y] of the text on the corpus map, [] without a map or topical words."}},
+            required=["spans", "doc_topics", "similar", "reason", "elapsed_ms", "method"]),
         "SimilarRequest": {"type": "object", "properties": {"text": text, "id": doc_id, "n": n, "method": method},
                            "description": "Exactly one of text and id."},
         "Similar": obj({"similar": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}}}),
@@ -921,6 +1233,32 @@ def openapi_schema() -> dict[str, Any]:
             "summary": "One paper by id", "tags": ["v1"],
             "parameters": [{"name": "id", "in": "path", "required": True, "schema": doc_id}],
             "responses": {"200": _json("Document"), **_error_responses(404, 422, 429, 503)}}},
+        "/api/v1/map": {"get": {"summary": "The corpus map: size, topic label positions, categories, months",
+                                "tags": ["explore"], "responses": {"200": _json("MapInfo"), **_error_responses(429, 503)}}},
+        "/api/v1/map/points": {"get": {
+            "summary": "Every paper's point: float32 x, y interleaved (8 bytes a paper), then its uint8 dominant topic",
+            "tags": ["explore"],
+            "responses": {"200": {"description": "9 bytes a paper (X-Map-Points: their number); ETag, 304 when unchanged",
+                                  "content": {"application/octet-stream": {}}},
+                          **_error_responses(404, 429, 503)}}},
+        "/api/v1/map/mask": {"get": {
+            "summary": "The papers the filters keep: one bit a paper (bit i of byte i // 8, least significant first); "
+                       "empty without a filter", "tags": ["explore"], "parameters": FILTERS,
+            "responses": {"200": {"description": "The bits (X-Filter-Count: papers kept)", "content": {"application/octet-stream": {}}},
+                          **_error_responses(422, 429, 503)}}},
+        "/api/v1/map/rows/{row}": {"get": {
+            "summary": "The paper at a map row (hover)", "tags": ["explore"],
+            "parameters": [{"name": "row", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}],
+            "responses": {"200": _json("MapRow"), **_error_responses(404, 422, 429, 503)}}},
+        "/api/v1/trends": {"get": {"summary": "Each topic's share of the papers per month, overall and per category",
+                                   "tags": ["explore"], "parameters": FILTERS,
+                                   "responses": {"200": _json("Trends"), **_error_responses(422, 429, 503)}}},
+        "/api/v1/export": {"post": {
+            "summary": "A selection (map rows) or the similar papers as CSV or BibTeX", "tags": ["explore"],
+            "requestBody": _body("ExportRequest"),
+            "responses": {"200": {"description": "The file (Content-Disposition: attachment)",
+                                  "content": {"text/csv": {"schema": string}, "application/x-bibtex": {"schema": string}}},
+                          **_error_responses(400, 404, 413, 422, 429, 503)}}},
         "/api/v1/openapi.json": {"get": {"summary": "This description", "tags": ["v1"],
                                          "responses": {"200": {"description": "OpenAPI 3.1",
                                                                "content": {"application/json": {}}}}}},

@@ -8,6 +8,8 @@ with two uvicorn workers on 127.0.0.1 and a free port, and kills it afterwards.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import os
@@ -490,6 +492,11 @@ def test_the_web_page_and_its_files(ab, tmp_path):
         page = c.get("/")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert "web.js" in page.text
+        # the page's policy: scripts from this origin only, no inline script; 'unsafe-eval'
+        # for regl (the corpus map's WebGL layer builds its draw commands with Function)
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self' 'unsafe-eval';" in csp and "unsafe-inline" not in csp and "default-src 'self'" in csp
+        assert "unsafe-eval" not in c.get("/health").headers["content-security-policy"]
         script = c.get("/web.js")
         assert script.status_code == 200 and "javascript" in script.headers["content-type"]
         is_error(c.get("/web.css"), 404)
@@ -506,6 +513,10 @@ def test_the_built_web_dashboard_is_served(client):
     assert page.status_code == 200 and 'src="web.js"' in page.text
     for name in re.findall(r'(?:src|href)="([^":]+)"', page.text):
         assert client.get("/" + name).status_code == 200, name
+    assert 'href="explore.css"' in page.text and 'id="explore"' in page.text
+    # the explorer's code is a chunk web.js imports when the analyser is ready
+    chunks = re.findall(r'"\./(chunks/explore-[A-Z0-9]+\.js)"', client.get("/web.js").text)
+    assert chunks and client.get("/" + chunks[0]).status_code == 200
 
 
 def test_openapi_describes_exactly_the_routes(client):
@@ -520,6 +531,188 @@ def test_openapi_describes_exactly_the_routes(client):
     for path in schema["paths"]:
         assert path in page.text
     assert "<script" not in page.text and "http" not in page.text.replace("/api/v1/openapi.json", "")
+
+
+# -- the corpus explorer (map, trends, filters, hover, export) ---------------------------------------
+@pytest.fixture(scope="module")
+def mapped(tmp_path_factory):
+    """A small model with a corpus map (UMAP, reproducible), months and two categories."""
+    from test_explore import _frame
+
+    out = tmp_path_factory.mktemp("service-map") / "model"
+    Abstractor.train(_frame(), 4, out=out, passes=20, progress=False, random_state=1, no_above=0.9,
+                     layout={"random_state": 0})
+    return Abstractor.load(out)
+
+
+@pytest.fixture(scope="module")
+def mclient(mapped):
+    with TestClient(create_app(mapped)) as c:
+        yield c
+
+
+def _points(body: bytes):
+    import numpy as np
+
+    n = len(body) // 9
+    assert len(body) == 9 * n
+    return np.frombuffer(body[: 8 * n], dtype="<f4").reshape(n, 2), np.frombuffer(body[8 * n:], dtype=np.uint8)
+
+
+def test_map_points_are_binary_float32_and_uint8_with_an_etag(mclient, mapped):
+    import numpy as np
+
+    info = mclient.get("/api/v1/map").json()
+    conforms("MapInfo", info)
+    assert info["n_points"] == len(mapped) and info["status"] == "" and info["points_bytes"] == 9 * len(mapped)
+    assert len(info["centroids"]) == mapped.n_topics and info["month_range"] == ["2024-01", "2024-06"]
+    assert [c for c, _ in info["categories"]][:1] and all(n > 0 for _, n in info["categories"])
+    r = mclient.get("/api/v1/map/points")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream"
+    assert int(r.headers["x-map-points"]) == len(mapped) and r.headers["etag"] == f'"{info["version"]}"'
+    coords, topics = _points(r.content)
+    assert np.array_equal(coords, np.asarray(mapped.corpus_map.coords_, dtype=np.float32))
+    assert np.array_equal(topics, np.asarray(mapped.model.doc_topics_).argmax(axis=1))
+    again = mclient.get("/api/v1/map/points", headers={"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304 and not again.content
+
+
+def test_a_model_without_a_map_says_so(client, ab):
+    info = client.get("/api/v1/map").json()
+    conforms("MapInfo", info)
+    assert info["n_points"] == 0 and "abstractor map" in info["status"] and info["centroids"] == []
+    is_error(client.get("/api/v1/map/points"), 404)
+    trends = client.get("/api/v1/trends").json()  # trends and filters work without a map
+    conforms("Trends", trends)
+    assert trends["filter_count"] == len(ab)
+
+
+def test_trends_are_the_models_trends_with_binary_shares(mclient, mapped):
+    import base64
+
+    import numpy as np
+
+    body = mclient.get("/api/v1/trends").json()
+    conforms("Trends", body)
+    expected = mapped.trends()
+    assert body["months"] == expected.months and body["counts"] == expected.counts.tolist()
+    shares = np.frombuffer(base64.b64decode(body["shares"]), dtype="<f4").reshape(len(body["months"]), body["n_topics"])
+    assert np.allclose(shares, expected.shares)
+    assert body["filter_count"] == len(mapped)
+    filtered = mclient.get("/api/v1/trends", params={"categories": ["cs.LG"], "date_from": "2024-02"}).json()
+    conforms("Trends", filtered)
+    mask = mapped.filter_mask({"categories": ["cs.LG"], "date_from": "2024-02"})
+    assert filtered["filter_count"] == int(mask.sum()) < len(mapped)
+    assert filtered["counts"] == mapped.trends(filters={"categories": ["cs.LG"], "date_from": "2024-02"}).counts.tolist()
+
+
+def test_filter_mask_is_one_bit_a_paper(mclient, mapped):
+    import numpy as np
+
+    r = mclient.get("/api/v1/map/mask", params={"categories": "cs.LG", "keyword": "image"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream"
+    bits = np.unpackbits(np.frombuffer(r.content, dtype=np.uint8), bitorder="little")[: len(mapped)].astype(bool)
+    expected = mapped.filter_mask({"categories": ["cs.LG"], "keyword": "image"})
+    assert np.array_equal(bits, expected) and int(r.headers["x-filter-count"]) == int(expected.sum())
+    everything = mclient.get("/api/v1/map/mask")
+    assert everything.content == b"" and int(everything.headers["x-filter-count"]) == len(mapped)
+
+
+@pytest.mark.parametrize("query, status", [
+    ({"date_from": "June"}, 422),
+    ({"keyword": "zzzzqqq"}, 422),          # no indexed word
+    ({"keyword": "x" * 201}, 422),
+    ({"categories": ["x" * 41]}, 422),
+    ({"sort": "asc"}, 422),                  # unknown parameter
+    ({"date_to": ["2024-01", "2024-02"]}, 422),
+])
+def test_bad_filters_are_422(mclient, query, status):
+    for path in ("/api/v1/trends", "/api/v1/map/mask"):
+        is_error(mclient.get(path, params=query), status)
+
+
+def test_map_row_is_the_paper_under_the_pointer(mclient, mapped):
+    body = mclient.get("/api/v1/map/rows/7").json()
+    conforms("MapRow", body)
+    doc = mapped.documents[7]
+    assert (body["id"], body["title"], body["published"], body["categories"]) == (doc.id, doc.title, doc.published, doc.categories)
+    assert body["topic"] == int(mapped.model.doc_topics_[7].argmax())
+    assert abs(body["x"] - float(mapped.corpus_map.coords_[7][0])) < 1e-4
+    is_error(mclient.get(f"/api/v1/map/rows/{len(mapped)}"), 404)
+    for bad in ("-1", "1.5", "x", "9" * 11):
+        is_error(mclient.get(f"/api/v1/map/rows/{bad}"), 422)
+
+
+def test_analyze_on_the_map_with_filters(mclient, mapped):
+    from test_explore import VISION_TEXT
+
+    plain = mclient.post("/api/v1/analyze", json={"text": VISION_TEXT, "n": 5}).json()
+    assert "here" not in plain and all("row" not in h for h in plain["similar"])
+    body = mclient.post("/api/v1/analyze", json={"text": VISION_TEXT, "n": 5, "map": True}).json()
+    conforms("Analysis", body)
+    assert body["here"] == pytest.approx(list(mapped.place(VISION_TEXT)), abs=1e-4)
+    assert [h["row"] for h in body["similar"]] == [mapped.documents.position(h["id"]) for h in body["similar"]]
+    # a loaded paper sits on its own point
+    doc = mapped.documents[3]
+    own = mclient.post("/api/v1/analyze", json={"text": doc.text, "map": True, "paper_id": doc.id}).json()
+    assert own["here"] == pytest.approx([float(v) for v in mapped.corpus_map.coords_[3]], abs=1e-4)
+    # filters: ranked among the kept papers only, a full list
+    filters = {"categories": ["cs.LG"], "date_from": "2024-03"}
+    kept = mapped.filter_mask(filters)
+    filtered = mclient.post("/api/v1/analyze", json={"text": VISION_TEXT, "n": 5, "map": True, "filters": filters}).json()
+    conforms("Analysis", filtered)
+    assert len(filtered["similar"]) == min(5, int(kept.sum()))
+    assert all(kept[h["row"]] for h in filtered["similar"])
+    expected = mapped.similar_filtered(VISION_TEXT, n=5, filters=filters)
+    assert [h["id"] for h in filtered["similar"]] == [h["id"] for h in expected]
+    # no topical words: nowhere on the map
+    assert mclient.post("/api/v1/analyze", json={"text": "the of and", "map": True}).json()["here"] == []
+    for bad, status in [({"filters": "cs.LG"}, 400), ({"filters": {"date_from": "soon"}}, 422),
+                        ({"filters": {"keyword": "zzzzqqq"}}, 422), ({"filters": {"colour": "red"}}, 422),
+                        ({"map": "yes"}, 400), ({"paper_id": "<b>"}, 422)]:
+        is_error(mclient.post("/api/v1/analyze", json={"text": VISION_TEXT, **bad}), status)
+
+
+def test_export_a_selection_and_the_similar_papers(mclient, mapped):
+    rows = [5, 1, 3, 3]
+    r = mclient.post("/api/v1/export", json={"what": "selection", "format": "csv", "rows": rows})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert r.headers["content-disposition"] == 'attachment; filename="abstractor-selection.csv"'
+    table = list(csv.DictReader(io.StringIO(r.text)))
+    assert [t["id"] for t in table] == [mapped.documents[i].id for i in (1, 3, 5)]
+    assert table[0]["title"] == " ".join(mapped.documents[1].title.split())
+    bib = mclient.post("/api/v1/export", json={"what": "selection", "format": "bibtex", "rows": [1]})
+    assert bib.headers["content-type"].startswith("application/x-bibtex")
+    assert bib.text.startswith(f"@misc{{arxiv:{mapped.documents[1].id},") and "archivePrefix = {arXiv}" in bib.text
+    hits = mclient.post("/api/v1/analyze", json={"text": TEXT, "n": 3}).json()["similar"]
+    similar = mclient.post("/api/v1/export", json={"what": "similar", "format": "csv",
+                                                  "papers": [{"id": h["id"], "score": h["score"]} for h in hits]})
+    table = list(csv.DictReader(io.StringIO(similar.text)))
+    assert [t["id"] for t in table] == [h["id"] for h in hits]
+    assert [float(t["score"]) for t in table] == pytest.approx([h["score"] for h in hits])
+    assert similar.headers["content-disposition"].endswith('abstractor-similar.csv"')
+
+
+@pytest.mark.parametrize("body, status", [
+    ({"what": "selection", "format": "xlsx", "rows": [1]}, 422),
+    ({"what": "everything", "format": "csv"}, 422),
+    ({"what": "selection", "format": "csv", "rows": "1,2"}, 400),
+    ({"what": "selection", "format": "csv", "rows": [True]}, 400),
+    ({"what": "selection", "format": "csv", "rows": [-1]}, 422),
+    ({"what": "selection", "format": "csv", "rows": [10**9]}, 422),
+    ({"what": "selection", "format": "csv", "rows": list(range(100_001))}, 413),
+    ({"what": "similar", "format": "csv", "papers": [{"id": "9999.99999"}]}, 404),
+    ({"what": "similar", "format": "csv", "papers": [{"id": "<script>"}]}, 422),
+    ({"what": "similar", "format": "csv", "papers": [{"id": "x"}] * 60}, 400),
+    ({"what": "similar", "format": "csv", "papers": [{"score": 1}]}, 400),
+])
+def test_export_refuses_bad_requests(mclient, body, status):
+    is_error(mclient.post("/api/v1/export", json=body), status)
+
+
+def test_export_body_is_bounded(mclient):
+    huge = b'{"what": "selection", "format": "csv", "rows": [' + b"1," * 500_000 + b"1]}"
+    is_error(mclient.post("/api/v1/export", content=huge, headers={"Content-Type": "application/json"}), 413)
 
 
 # -- concurrency -------------------------------------------------------------------------------------

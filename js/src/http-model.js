@@ -11,6 +11,11 @@
 //     documents/{id}: `source`, `text` and `busy` change together, then the analysis
 //     follows (the loaded paper is dropped from its own similar papers);
 //   * send({type: "rename_topic"}) -> refused: labels are read-only on the web.
+// With `explore` (the corpus explorer is on the page, http-explore-model.js), every analysis
+// also asks where the text goes on the map: `here` ([x, y] or []) and `similar_rows` (the map
+// rows of the similar papers) join the state; setFilters() ranks the similar papers among
+// the papers the explorer's filters keep (and analyses again), as the kernel's
+// set_row_filter does.
 // Latest wins: every input or action starts a new generation (and aborts the request
 // of the previous one); an answer of an older generation is never applied, so an
 // out-of-order response cannot overwrite a newer result.
@@ -66,6 +71,8 @@ export function initialState(config = {}) {
     n_similar_max: Number.isInteger(nSimilar.max) ? nSimilar.max : 50,
     methods: first ? [first, ...methods.filter((m) => m !== first)] : [],
     editable_labels: false,
+    here: [],
+    similar_rows: [],
   };
 }
 
@@ -78,7 +85,7 @@ export class HttpModel {
    * @param {number} [options.debounceMs]  wait this long after the last input before
    *   analysing (0: at once; the view already sends the latest input only, one at a time)
    */
-  constructor({ config, base = "api/v1/", fetch = globalThis.fetch?.bind(globalThis), debounceMs = 0 } = {}) {
+  constructor({ config, base = "api/v1/", fetch = globalThis.fetch?.bind(globalThis), debounceMs = 0, explore = false } = {}) {
     if (typeof fetch !== "function") throw new TypeError("HttpModel needs a fetch implementation");
     this._fetch = fetch;
     this._base = base.endsWith("/") ? base : `${base}/`;
@@ -95,6 +102,19 @@ export class HttpModel {
     this._timer = null;
     this._sourceText = null; // text of the loaded paper (`source` is cleared when it is edited)
     this._accepted = { text: "", n_similar: this._state.n_similar, method: "" }; // last inputs the server took
+    this._explore = Boolean(explore);
+    this._filters = null; // the explorer's filters (validated by the server), or null
+  }
+
+  /** Rank the similar papers among those `filters` keep (null: all), and analyse again. */
+  setFilters(filters) {
+    const active = filters && typeof filters === "object" && (filters.categories?.length || filters.date_from || filters.date_to || filters.keyword);
+    const next = active ? filters : null;
+    if (JSON.stringify(next) === JSON.stringify(this._filters)) return;
+    this._filters = next;
+    if (String(this._state.text ?? "") === "") return;
+    this._update({ busy: true });
+    this._analyze(this._begin());
   }
 
   // ------------------------------------------------------------- anywidget's model interface
@@ -251,7 +271,13 @@ export class HttpModel {
     const method = this._state.method || null;
     const exclude = this._state.source?.id || null;
     // the loaded paper would be its own best match: ask for one more, drop it
-    const body = JSON.stringify({ text, n: exclude ? Math.min(n + 1, this._nRange.max) : n, method });
+    const request = { text, n: exclude ? Math.min(n + 1, this._nRange.max) : n, method };
+    if (this._filters) request.filters = this._filters;
+    if (this._explore) {
+      request.map = true;
+      if (exclude) request.paper_id = exclude;
+    }
+    const body = JSON.stringify(request);
     const answer = await this._request("analyze", token, { method: "POST", headers: { "Content-Type": "application/json" }, body });
     if (answer.stale) return;
     this._controller = null;
@@ -269,6 +295,12 @@ export class HttpModel {
         error: "",
         result_id: requestId,
         busy: false,
+        ...(this._explore
+          ? {
+              here: this._same("here", Array.isArray(r.here) && r.here.length === 2 && r.here.every(Number.isFinite) ? r.here : []),
+              similar_rows: this._same("similar_rows", hits.map((hit) => hit?.row).filter(Number.isInteger)),
+            }
+          : {}),
       });
     } else if ([400, 413, 422].includes(answer.status)) {
       // The input was refused (too long, bad method...): like the kernel, keep the last
@@ -279,7 +311,7 @@ export class HttpModel {
     } else {
       // The server failed or refused to serve now (429, 5xx, network): show the text
       // uncoloured with the reason; the next edit tries again.
-      this._update({ spans: plainSpans(text), doc_topics: [], similar: [], reason: "", error: answer.message, result_id: requestId, busy: false });
+      this._update({ spans: plainSpans(text), doc_topics: [], similar: [], reason: "", error: answer.message, result_id: requestId, busy: false, here: [], similar_rows: [] });
     }
   }
 

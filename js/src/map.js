@@ -268,7 +268,17 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
   /** Select the (unfiltered) papers now in view: a selection without a pointer. */
   function selectInView(mask) {
     if (!plot || !n) return;
-    const rows = (plot.get("pointsInView") || []).filter((i) => !mask || !mask.length || mask[i]);
+    // from the camera as it is now (regl-scatterplot's pointsInView is only updated when a
+    // frame is drawn: right after a zoom key it can still be the previous view's)
+    const view = plot.get("cameraView");
+    const w = frame.clientWidth;
+    const hgt = frame.clientHeight;
+    const rows = [];
+    for (let i = 0; i < n; i += 1) {
+      if (mask && mask.length && !mask[i]) continue;
+      const [sx, sy] = project(view, w, hgt, xs[i], ys[i]);
+      if (sx >= 0 && sx <= w && sy >= 0 && sy <= hgt) rows.push(i);
+    }
     plot.select(rows, { preventEvent: true });
     onSelect?.(Uint32Array.from(rows));
   }

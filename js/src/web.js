@@ -2,7 +2,9 @@
 //
 // The page fetches the model's topics and settings (GET api/v1/topics), builds an
 // HttpModel (the HTTP stand-in for anywidget's model) and renders the widget's own
-// view into #app. Nothing here parses HTML: messages go through textContent.
+// view into #app; then the corpus explorer's own view (explore.js, loaded as a separate
+// chunk) into #explore over an HttpExploreModel. Nothing here parses HTML: messages go
+// through textContent.
 
 import { HttpModel } from "./http-model.js";
 import widget from "./widget.js";
@@ -50,7 +52,7 @@ async function main() {
     showProblem(app, `Could not load the model: ${err?.message || err}. Reload the page to try again.`);
     return;
   }
-  const model = new HttpModel({ config, base: API });
+  const model = new HttpModel({ config, base: API, explore: Boolean(document.getElementById("explore")) });
   const corpus = document.getElementById("corpus-size");
   if (corpus && Number.isInteger(config.n_documents) && Number.isInteger(config.n_topics)) {
     corpus.textContent = `${config.n_topics} topics over ${config.n_documents.toLocaleString("en")} papers.`;
@@ -59,10 +61,33 @@ async function main() {
   // For tests and measurements: the view is ready for input.
   document.documentElement.dataset.abstractorReady = "true";
   performance.mark?.("abstractor-interactive");
+  let stopExplorer = null;
   window.addEventListener("pagehide", () => {
     model.close();
     if (typeof cleanup === "function") cleanup();
+    stopExplorer?.();
   });
+  // The corpus explorer (map, trends, filters, export) under the analyser: its code and
+  // data load after the analyser is ready for input.
+  const host = document.getElementById("explore");
+  if (host) {
+    startExplorer(host, model)
+      .then((stop) => {
+        stopExplorer = stop;
+      })
+      .catch((err) => showProblem(host, `The corpus explorer could not load: ${err?.message || err}. Reload the page to try again.`));
+  }
+}
+
+async function startExplorer(host, analyser) {
+  const [{ default: explore }, { HttpExploreModel }] = await Promise.all([import("./explore.js"), import("./http-explore-model.js")]);
+  const model = await HttpExploreModel.load({ analyser, base: API });
+  const cleanup = explore.render({ model, el: host });
+  document.documentElement.dataset.exploreReady = "true";
+  return () => {
+    model.close();
+    if (typeof cleanup === "function") cleanup();
+  };
 }
 
 main();

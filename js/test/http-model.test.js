@@ -376,3 +376,28 @@ test("a loaded paper at the largest n asks for no more than the service allows",
   assert.ok(analyze, "the loaded paper is analysed");
   assert.equal(analyze.body.n, 50); // one more than shown would be 51: the service refuses it (422)
 });
+
+test("with the explorer: each analysis asks for the map (here, rows); filters rank among the kept papers", async () => {
+  const { fetch, calls } = mockFetch();
+  const model = new HttpModel({ config: CONFIG, base: BASE, fetch, explore: true });
+  type(model, "image of a graph");
+  assert.deepEqual(calls[0].body, { text: "image of a graph", n: 5, method: null, map: true });
+  calls[0].resolve(json(200, { ...analysis("image of a graph", { similar: [{ ...hit("a"), row: 4 }, { ...hit("b"), row: 9 }] }), here: [0.25, -0.5] }));
+  await tick();
+  await tick();
+  assert.deepEqual(model.get("here"), [0.25, -0.5]);
+  assert.deepEqual(model.get("similar_rows"), [4, 9]);
+  model.setFilters({ categories: ["cs.LG"], date_from: "", date_to: "", keyword: "" });
+  assert.equal(calls.length, 2);
+  assert.deepEqual(calls[1].body.filters.categories, ["cs.LG"]);
+  model.setFilters({ categories: ["cs.LG"], date_from: "", date_to: "", keyword: "" }); // unchanged: no request
+  assert.equal(calls.length, 2);
+  calls[1].resolve(json(500, { error: { status: 500, message: "boom" } }));
+  await tick();
+  await tick();
+  assert.deepEqual(model.get("here"), []);
+  assert.deepEqual(model.get("similar_rows"), []);
+  model.setFilters(null);
+  assert.equal(calls.length, 3);
+  assert.equal(calls[2].body.filters, undefined);
+});
