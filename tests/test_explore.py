@@ -399,3 +399,55 @@ def test_map_command_adds_a_map_to_a_copy(unmapped_artifact, tmp_path, capsys):
     assert len(Abstractor.load(copy).corpus_map) == len(Abstractor.load(unmapped_artifact))
     assert "map" not in read_manifest(unmapped_artifact)  # the original is untouched
     assert main(["map", str(tmp_path / "missing")]) == 2
+
+
+# -- placing one text: the pruned exact search (layout.CorpusMap.nearest) -------------------------
+def _random_map(n: int = 6000, d: int = 100, seed: int = 0) -> CorpusMap:
+    """A fitted-looking map over clustered unit rows (the search needs >= 4,096 rows, d > 72)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(30, d))
+    rows = centres[rng.integers(0, 30, n)] + 0.6 * rng.normal(size=(n, d))
+    rows = (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+    m = CorpusMap()
+    m.reference_ = rows
+    m.coords_ = m.reference_coords_ = rng.uniform(-1, 1, size=(n, 2)).astype(np.float32)
+    m.reference_rows_ = np.arange(n)
+    return m
+
+
+def test_placing_one_text_finds_exactly_the_nearest_reference_rows():
+    m = _random_map()
+    rng = np.random.default_rng(1)
+    queries = m.reference_[rng.integers(0, len(m.reference_), 100)] + 0.3 * rng.normal(size=(100, 100)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    assert m._search() is not None
+    for q in queries:
+        near, sims = m.nearest(q)
+        dots = m.reference_ @ q
+        assert set(near) == set(np.argpartition(-dots, 9)[:10])
+        assert np.allclose(np.sort(sims), np.sort(dots[near]))
+        assert np.allclose(m.place_one(q), m.place(q[None, :])[0], atol=1e-6)
+    # a small map scans all rows: no projection
+    assert _random_map(n=500)._search() is None
+
+
+def test_the_search_projection_is_saved_and_memory_mapped(tmp_path):
+    from abstractor_widgets.fileio import ListedFiles
+    from abstractor_widgets.layout import PROJECTED_FILE, PROJECTION_FILE
+
+    m = _random_map()
+    entry = m.save_files(tmp_path)
+    assert {PROJECTION_FILE, PROJECTED_FILE} <= set(entry["files"]) and entry["search"]["dims"] == 64
+    loaded = CorpusMap.load_files(ListedFiles(tmp_path, entry["files"]), entry)
+    assert not loaded.reference_projected_.flags.writeable and not loaded.reference_projected_.flags.owndata  # mapped, read-only
+    q = m.reference_[5]
+    assert set(loaded.nearest(q)[0]) == set(m.nearest(q)[0])
+    # a map saved without it (older artifacts) computes it once, with the same neighbours
+    entry["files"] = [f for f in entry["files"] if f not in (PROJECTION_FILE, PROJECTED_FILE)]
+    older = CorpusMap.load_files(ListedFiles(tmp_path, entry["files"]), entry)
+    assert "projection_" not in older.__dict__ and set(older.nearest(q)[0]) == set(m.nearest(q)[0])
+    # a projection that does not match its rows is refused
+    np.save(tmp_path / PROJECTED_FILE, np.zeros((3, 64), dtype=np.float32))
+    with pytest.raises(ValueError, match="projection"):
+        CorpusMap.load_files(ListedFiles(tmp_path, entry["files"] + [PROJECTION_FILE, PROJECTED_FILE]),
+                             {**entry, "files": entry["files"] + [PROJECTION_FILE, PROJECTED_FILE]})
