@@ -80,7 +80,7 @@ class HybridParams:
     semantic_weight: float = 0.5
     feedback_docs: int = 10
     feedback_weight: float = 0.5
-    static_weight: float = 0.3
+    static_weight: float = 0.5
     static_candidates: int = 0
 
     def __post_init__(self) -> None:
@@ -250,8 +250,9 @@ class Ranker:
 
     def rank_explained(self, query: Query, n: int, method: str = "hybrid") -> tuple[list[tuple[int, float]], list[bool]]:
         """:meth:`rank`, and for each hit whether the static embedding carried it: ``True``
-        when the static signal gives more than half of the hit's score (it is close in
-        meaning more than in shared words and topics)."""
+        when the hit is in the top ``n`` only because of the static signal (ranked by the
+        other signals alone, it would not be): it is there for its meaning more than for
+        shared words and topics."""
         if method != "hybrid" or n <= 0:
             ranked = self.rank(query, n, method)
             return ranked, [False] * len(ranked)
@@ -265,8 +266,8 @@ class Ranker:
         rows, scores = signals["rows"], fuse(signals, params, lexical.has_semantic, static)
         carried: set[int] = set()
         if static:
-            others = (1 - params.static_weight) * fuse(signals, params, lexical.has_semantic, False)
-            carried = set(rows[scores - others > others].tolist())
+            without = fuse(signals, params, lexical.has_semantic, False)
+            carried = set(rows.tolist()) - {r for r, _ in _ranked(rows, without, n)}
         if len(rows) < n and query.topics.any():
             # not enough lexical matches: the topic ranking fills up (lexical signal 0)
             seen = set(rows.tolist()) | set(excluded)

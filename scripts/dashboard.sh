@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The main job: the Voilà dashboard on the default corpus, at http://127.0.0.1:${PORT:-8866}/
-# Trains artifacts/default once (a few minutes, with progress) if it is missing.
+# Trains artifacts/default once (a few minutes, with progress) if it is missing, with the
+# static embeddings distilled once into artifacts/static-minilm (scripts/distill_static.sh;
+# ABSTRACTOR_NO_STATIC=1 skips them).
 # Extra arguments go to `abstractor dashboard` (--max-kernels N, --edit-labels, --host,
 # --voila ARGS... for Voilà itself, e.g. --voila --theme=dark).
 set -euo pipefail
@@ -14,9 +16,21 @@ if [ -f "$ARTIFACT/manifest.json" ] && ! .venv/bin/abstractor info "$ARTIFACT" >
   echo "moving it to $aside and training a new default model"
   mv "$ARTIFACT" "$aside"
 fi
+STATIC="${ABSTRACTOR_STATIC_MODEL:-artifacts/static-minilm}"
+if [ "${ABSTRACTOR_NO_STATIC:-0}" != 1 ] && ! grep -q '"embedding"' "$ARTIFACT/manifest.json" 2>/dev/null; then
+  # the hybrid's fourth signal: a static embedding model distilled once (PyTorch in its own venv)
+  bash scripts/distill_static.sh "$STATIC"
+fi
 if [ ! -f "$ARTIFACT/manifest.json" ]; then
   echo "training the default model into $ARTIFACT (once) ..."
-  .venv/bin/abstractor train --topics 20 --out "$ARTIFACT"
+  if [ -f "$STATIC/model.safetensors" ]; then
+    .venv/bin/abstractor train --topics 20 --out "$ARTIFACT" --static-model "$STATIC"
+  else
+    .venv/bin/abstractor train --topics 20 --out "$ARTIFACT"
+  fi
+elif [ -f "$STATIC/model.safetensors" ] && ! grep -q '"embedding"' "$ARTIFACT/manifest.json"; then
+  echo "adding static embeddings to $ARTIFACT (once) ..."
+  .venv/bin/abstractor embed "$ARTIFACT" --static-model "$STATIC"
 fi
 # the packaged dashboard (abstractor_widgets/voila: notebook, Voilà config and template):
 # the artifact's checksums are verified once here, its kernels load it with the digest pinned

@@ -259,9 +259,14 @@ def test_a_paper_close_in_meaning_but_sharing_no_word_is_found_and_marked(embedd
     found = [h for h in hits if h["id"] == "2403.00001"]
     assert found and found[0]["semantic"] is True and found[0]["shared_terms"] == []
     assert not hits[0]["semantic"] or hits[0]["id"] == "2403.00001"
+    # a hit is flagged exactly when the other signals alone would not have ranked it in the top n
+    query = ab.ranker.query(ab.model.document_topics("kitten kitten kitten robot"), ["kitten", "kitten", "kitten", "robot"],
+                            text="kitten kitten kitten robot")
+    ranked, carried = ab.ranker.rank_explained(query, 10)
+    plain = Ranker(ab.index, ab.lexical, ab.hybrid_params.with_(static_weight=0.0, static_candidates=0))
+    without_static = {r for r, _ in plain.rank(query, 10)}
+    assert [r not in without_static for r, _ in ranked] == carried
     without = Abstractor.load(embedded.path)
-    lexical_hits = without.similar("robot gripper torque joint", n=5)  # default weights: words carry these
-    assert all(h["shared_terms"] and h["semantic"] is False for h in lexical_hits)
     without.hybrid_params = DEFAULT_PARAMS.with_(static_weight=0.0)
     assert "2403.00001" not in [h["id"] for h in without.similar("kitten kitten kitten robot", n=10)]
 
@@ -317,3 +322,17 @@ def test_cli_embed_and_info(synthetic_abstractor, static_dir, tmp_path, capsys):
     assert "abstractor embed" in capsys.readouterr().out
     assert cli_main(["embed", str(synthetic_abstractor.path), "--static-model", str(tmp_path / "nope")]) == 2
     assert "distill_static" in capsys.readouterr().err
+
+
+def test_the_distill_script_installs_the_distill_extra():
+    """scripts/distill_static.sh installs the `distill` extra's requirements without the package:
+    the two lists must not drift apart."""
+    import re
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    extra = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]["distill"]
+    script = (root / "scripts" / "distill_static.sh").read_text()
+    installed = set(re.findall(r'"([a-z0-9][a-z0-9_.\-\[\]]*[<>=][^"]*)"', script))
+    assert set(extra) <= installed, set(extra) - installed
+    assert "torch==" in script  # the CPU build, never an unpinned (CUDA) torch
