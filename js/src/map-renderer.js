@@ -66,7 +66,10 @@ export function createDirectRenderer(canvas, { antialias = false, getView = null
   let cacheStale = true; // the image misses a change drawn since (or was never drawn)
   let lastStill = 0; // when the map was last drawn with the camera still
   let passScale = 1; // 1 / margin while drawing the cache (see `canvas` below)
-  const stats = { exact: 0, composited: 0, settles: 0 };
+  // exact: drawings from the points (on the canvas or into the image); composited: frames
+  // shown from the image; settles: exact drawings after the camera stopped; imageReady: the
+  // image is up to date (the next gesture moves at once)
+  const stats = { exact: 0, composited: 0, settles: 0, imageReady: false };
 
   const composite = regl({
     vert: `precision highp float;
@@ -143,15 +146,17 @@ export function createDirectRenderer(canvas, { antialias = false, getView = null
       // the camera has rested for settleMs: the points again, exactly, at this view
       settled = true;
       cacheStale = true;
-      lastStill = now;
+      stats.imageReady = false;
       drawExact(lastDraw);
+      lastStill = performance.now();
       stats.settles += 1;
     } else if (settled && cacheStale && now - lastStill >= idleMs) {
       // nothing drawn for idleMs: bring the image up to date offscreen (the canvas keeps its
       // exact drawing), so the next gesture starts moving at once
       const view = getView();
       if (view && drawCache(lastDraw, view)) cacheStale = false;
-      lastStill = now;
+      stats.imageReady = !cacheStale;
+      lastStill = performance.now();
     }
   });
 
@@ -199,10 +204,10 @@ export function createDirectRenderer(canvas, { antialias = false, getView = null
         // lasso): draw the points on the canvas; the image is brought up to date when idle
         drawExact(draw);
         cacheStale = true;
-        lastStill = performance.now();
+        stats.imageReady = false;
+        lastStill = performance.now(); // (after the drawing, as lastMotion)
         return;
       }
-      lastMotion = performance.now();
       settled = false;
       const aspect = canvas.width / canvas.height;
       const fits = !cacheStale && cacheView && fbo && fbo.width === Math.round(canvas.width * fboMargin) && cachePlacement(cacheView, view, aspect, fboMargin, maxZoomIn).covers;
@@ -212,8 +217,12 @@ export function createDirectRenderer(canvas, { antialias = false, getView = null
           return;
         }
         cacheStale = false;
+        stats.imageReady = true;
       }
       show(view);
+      // measured from the end of the frame: a slow frame (a large map's image drawn again)
+      // is not a rest
+      lastMotion = performance.now();
     },
     /** Only used by the scatterplot's image export: the canvas is the scatterplot's own. */
     resize(width, height) {

@@ -140,6 +140,8 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
     stats.points = n;
     frame.dataset.points = String(n);
     const p = ensurePlot();
+    stats.renderer = renderer ? (cache && n >= cacheMinPoints ? "direct+cache" : "direct") : "shared";
+    frame.dataset.renderer = stats.renderer;
     stats.createMs = performance.now() - stats.startedAt;
     colors();
     firstPaint = null;
