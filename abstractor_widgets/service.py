@@ -758,29 +758,32 @@ def create_app(
         filters = _filters(data.get("filters"))
         on_map = _bool_field(data, "map")
         paper_id = _check_id(data["paper_id"]) if data.get("paper_id") is not None else None
-        if filters.active:
-            # ranked among the papers the filters keep (the explorer's similar papers)
-            try:
-                mask = await model.call(ab.filter_mask, filters)
-            except ValueError as exc:
-                raise ApiError(422, f"filter not applied: {exc}") from None
-            result = await model.call(filtered_analyze, ab, text, n, method, mask)
-        else:
-            result = await model.call(ab.analyze, text, n=n, method=method)
-        body = {
-            "spans": result.spans,
-            "doc_topics": result.doc_topics,
-            "similar": [_public_hit(h) for h in result.similar],
-            "reason": result.reason,
-            "elapsed_ms": round(result.elapsed_ms, 3),
-            "method": method or ab.default_method,
-        }
-        if on_map:
-            explorer = await model.call(model.explorer)
-            body["here"] = await model.call(explorer.here, text, result.doc_topics, paper_id)
-            for hit in body["similar"]:
-                hit["row"] = ab.documents.position(hit["id"])
-        return JSONResponse(body)
+
+        def run() -> dict[str, Any]:  # one call (one thread-pool hop): analysis, filters, placement
+            if filters.active:
+                # ranked among the papers the filters keep (the explorer's similar papers)
+                try:
+                    mask = ab.filter_mask(filters)
+                except ValueError as exc:
+                    raise ApiError(422, f"filter not applied: {exc}") from None
+                result = filtered_analyze(ab, text, n, method, mask)
+            else:
+                result = ab.analyze(text, n=n, method=method)
+            body = {
+                "spans": result.spans,
+                "doc_topics": result.doc_topics,
+                "similar": [_public_hit(h) for h in result.similar],
+                "reason": result.reason,
+                "elapsed_ms": round(result.elapsed_ms, 3),
+                "method": method or ab.default_method,
+            }
+            if on_map:
+                body["here"] = model.explorer().here(text, result.doc_topics, paper_id)
+                for hit in body["similar"]:
+                    hit["row"] = ab.documents.position(hit["id"])
+            return body
+
+        return JSONResponse(await model.call(run))
 
     @_endpoint
     async def similar(request: Request) -> Response:

@@ -24,7 +24,8 @@ fires ``input``, as a paste does) the instant the page is interactive, and a
 ``MutationObserver`` timestamps the render: it is the page's own time to a first answer,
 without a human's reaction time.
 
-*Keystroke → coloured render*: on a rendered abstract, ``--edits`` successive one-character
+*Keystroke → coloured render*: once the page is steady (the corpus explorer under the analyser
+has loaded and drawn its map), on a rendered abstract, ``--edits`` successive one-character
 edits (the ``input`` event of the text box, the widget's normal typing path: sent at once
 when idle, coalesced while a request is in flight), each timed from the event to the DOM
 update that shows exactly the edited text (``performance.now()`` in the page; the
@@ -241,6 +242,12 @@ def measure(artifact: Path, *, runs: int, edits: int, budget: float, log_dir: Pa
                     page = context.new_page()
                     page.goto(server.url)
                     page.wait_for_selector(db.TEXTAREA, state="visible")
+                    # steady state: the corpus explorer under the analyser has loaded and drawn its
+                    # map (its code, points and first WebGL drawing take the main thread for a while)
+                    page.wait_for_function(
+                        "() => document.documentElement.dataset.exploreReady === 'true' && "
+                        "(!document.querySelector('.abstractor-map-frame[data-points]') || "
+                        "document.querySelector('.abstractor-explore').dataset.mapReady === 'true')", timeout=120_000)
                     page.evaluate("() => performance.setResourceTimingBufferSize(10000)")
                     lat = db.measure_keystroke_latency(page, edits=edits, immediate=False)
                     # the HTTP part of each edit: POST /api/v1/analyze, request start -> response end
