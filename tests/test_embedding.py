@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic_data import FILLER, VOCABULARIES
+from synthetic_data import DIM, make_static_model
 
 from abstractor_widgets import Abstractor
 from abstractor_widgets.cli import main as cli_main
@@ -29,39 +29,6 @@ from abstractor_widgets.embedding import (
 from abstractor_widgets.ranking import DEFAULT_PARAMS, Query, Ranker, fuse
 from abstractor_widgets.store import ArtifactError, artifact_digest, read_manifest
 
-SYNONYMS = ("feline", "kitten")
-DIM = 16
-
-
-def _tokenizer(words: list[str]):
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
-
-    vocab = {"[UNK]": 0, "[PAD]": 1, **{w: i + 2 for i, w in enumerate(words)}}
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.Lowercase()
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    return tokenizer
-
-
-def make_static_model(directory: Path, dim: int = DIM, seed: int = 0) -> Path:
-    """A Model2Vec directory (model.safetensors, tokenizer.json, config.json) as
-    ``StaticModel.save_pretrained`` writes it."""
-    from model2vec import StaticModel
-
-    rng = np.random.default_rng(seed)
-    words = sorted({w for vocab in VOCABULARIES.values() for w in vocab} | set(FILLER) | set(SYNONYMS)
-                   | {"paper", "number"})
-    tokenizer = _tokenizer(words)
-    axes = {name: rng.normal(size=dim) for name in VOCABULARIES}
-    vectors = np.zeros((tokenizer.get_vocab_size(), dim), dtype=np.float32)
-    for word, token_id in tokenizer.get_vocab().items():
-        topic = next((name for name, vocab in VOCABULARIES.items() if word in vocab), None)
-        vectors[token_id] = (axes[topic] if topic else 0.0) + 0.3 * rng.normal(size=dim)
-    shared = rng.normal(size=dim) * 3
-    for word in SYNONYMS:
-        vectors[tokenizer.token_to_id(word)] = shared
-    StaticModel(vectors=vectors, tokenizer=tokenizer, normalize=True).save_pretrained(directory)
-    return directory
 
 
 @pytest.fixture(scope="module")

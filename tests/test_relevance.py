@@ -253,3 +253,49 @@ def test_build_lexical_index_from_model(synthetic_corpus, synthetic_abstractor):
     assert lexical.scores(query)[len(ab)] == pytest.approx(1.0, rel=1e-5)  # the new text against itself
     np.testing.assert_allclose(lexical.row(len(ab)).toarray(), query.toarray(), rtol=1e-6)
     assert lexical.vectors_.shape[0] == len(ab) + 1
+
+
+def test_harness_static_embeddings_and_title_check(synthetic_corpus, synthetic_abstractor, tmp_path):
+    """--static-model adds `static` and `hybrid+static`; --title-check ranks every method by MRR@10."""
+    from synthetic_data import make_static_model
+
+    static_dir = make_static_model(tmp_path / "static")
+    report = harness.run(synthetic_corpus, synthetic_abstractor, n_eval=60, n_dev=0, subset=120, timing_queries=5,
+                         e2e_texts=0, cache=False, static_model=static_dir, title_check=True,
+                         lexical_params={"min_df": 2, "max_df": 0.9, "title_weight": 0.0, "n_components": 4})
+    chance = report["full"]["chance"]["p_at_10"]
+    for name in ("static", "hybrid+static"):
+        assert report["full"][name]["p_at_10"] > chance + 0.3, name  # the toy vectors separate the topics
+        assert report["subset"][name]["n_queries"] == 60
+        assert report["full"][name]["query_ms_p50"] > 0
+    assert report["static_model"]["dim"] == 16
+    check = report["title_check"]
+    assert check["queries"] == len(synthetic_corpus) and check["pool"] == len(synthetic_corpus)
+    for name in ("tfidf-ref", "lda", "lexical", "hybrid", "static", "hybrid+static"):
+        assert 0.0 <= check[name]["mrr_at_10"] <= check[name]["hit_at_10"] <= 1.0, name
+    assert "title self-retrieval" in harness.format_table(report) and "| hybrid+static |" in harness.format_table(report)
+
+
+def test_title_check_finds_a_title_that_is_its_abstract(synthetic_corpus, synthetic_abstractor):
+    """MRR@10 is computed against each title's own abstract: a "title" that repeats its
+    abstract is found first by the lexical methods (reciprocal rank 1)."""
+    words, title_words = harness.model_words(synthetic_abstractor.model, synthetic_corpus, None, cache=False)
+    universe = harness.build_universe(synthetic_corpus, synthetic_abstractor.model, words, title_words)
+    q = int(harness.title_pool(universe, pool=len(universe))[0])
+    universe.titles[q] = universe.texts[q]
+    out = harness.title_retrieval(universe, synthetic_abstractor.model, None,
+                                  {"min_df": 1, "max_df": 0.9, "n_components": 4}, n_queries=1, pool=len(universe))
+    assert set(out) >= {"tfidf-ref", "lda", "lexical", "hybrid"} and "static" not in out
+    assert out["lexical"]["mrr_at_10"] == 1.0 and out["tfidf-ref"]["mrr_at_10"] == 1.0
+    assert out["queries"] == 1
+
+
+def test_harness_static_tuning(synthetic_corpus, synthetic_abstractor, tmp_path):
+    from synthetic_data import make_static_model
+
+    report = harness.run(synthetic_corpus, synthetic_abstractor, n_eval=40, n_dev=60, cache=False, tune_static=True,
+                         static_model=make_static_model(tmp_path / "static"),
+                         lexical_params={"min_df": 2, "max_df": 0.9, "title_weight": 0.0, "n_components": 4})
+    rows = report["static_tuning"]
+    assert len(rows) == 7 * 3 * 2 and report["selected"] in rows
+    assert {r["static_weight"] for r in rows} == {0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6}
