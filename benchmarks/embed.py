@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--limit", type=int, default=0, help="embed only the first N categorised papers")
     parser.add_argument("--timing-queries", type=int, default=100, help="single texts timed one by one (query latency)")
+    parser.add_argument("--title-check", type=Path, default=None, metavar="IDS",
+                        help="instead: the title check's vectors. IDS lists the pool's paper ids, one per line "
+                             "(benchmarks/relevance.py --title-pool-ids IDS); writes abstract_vectors (abstracts "
+                             "alone) for all and title_vectors for the first 1,000")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -55,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
 
     frame = pd.read_parquet(args.corpus, columns=["id", "title", "abstract", "categories"])
     frame = frame[frame["categories"].str.strip() != ""]
+    if args.title_check is not None:
+        return title_check(frame, args)
     if args.limit:
         frame = frame.iloc[: args.limit]
     texts = (frame["title"] + ". " + frame["abstract"]).tolist()
@@ -82,6 +88,28 @@ def main(argv: list[str] | None = None) -> int:
     os.replace(tmp, args.out)
     print(f"wrote {args.out}: {vectors.shape}, {seconds:.0f} s ({seconds / len(texts) * 1000:.1f} ms/text batched), "
           f"one query p50 {query_ms:.1f} ms", file=sys.stderr)
+    return 0
+
+
+def title_check(frame, args) -> int:
+    """Vectors for ``relevance.py --title-check --title-embeddings``: every pool paper's abstract
+    (without its title) and the first 1,000 pool papers' titles."""
+    from sentence_transformers import SentenceTransformer
+
+    ids = [line.strip() for line in args.title_check.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = frame.drop_duplicates("id").set_index("id").loc[ids]
+    model = SentenceTransformer(args.model or default_model_dir(), device="cpu")
+    start = time.perf_counter()
+    abstracts = model.encode(rows["abstract"].tolist(), batch_size=args.batch_size, show_progress_bar=True,
+                             normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)
+    titles = model.encode(rows["title"].tolist()[:1000], batch_size=args.batch_size, show_progress_bar=True,
+                          normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(args.out.name + ".tmp.npz")
+    np.savez(tmp, ids=np.asarray(ids, dtype=str), abstract_vectors=abstracts, title_vectors=titles)
+    os.replace(tmp, args.out)
+    print(f"wrote {args.out}: {abstracts.shape} abstracts, {titles.shape} titles in "
+          f"{time.perf_counter() - start:.0f} s", file=sys.stderr)
     return 0
 
 
