@@ -1122,7 +1122,9 @@ def openapi_schema() -> dict[str, Any]:
                     "published": string,
                     "shared_topics": {"type": "array", "items": {"$ref": "#/components/schemas/SharedTopic"}},
                     "shared_terms": {"type": "array", "items": string},
-                    "row": {"type": "integer", "minimum": 0, "description": "Its point on the corpus map (analyze with map: true)."}},
+                    "row": {"type": "integer", "minimum": 0, "description": "Its point on the corpus map (analyze with map: true)."},
+                    "semantic": {"type": "boolean", "description": "Models with static embeddings only: true when the "
+                                 "embedding brought this paper into the list (close in meaning more than in shared words)."}},
                    required=["id", "title", "score", "topics", "url", "categories", "published", "shared_topics", "shared_terms"],
                    description="A similar paper (without its abstract: GET /api/v1/documents/{id})."),
         "Filters": {"type": ["object", "null"], "additionalProperties": False,

@@ -55,9 +55,18 @@ export function createSimilarList({ onLoad }) {
   function why(hit, topics) {
     const shared = Array.isArray(hit?.shared_topics) ? hit.shared_topics.slice(0, 3) : [];
     const terms = Array.isArray(hit?.shared_terms) ? hit.shared_terms.filter((t) => typeof t === "string") : [];
-    if (!shared.length && !terms.length) return null;
+    const semantic = hit?.semantic === true;
+    if (!shared.length && !terms.length && !semantic) return null;
     const parts = [];
+    if (semantic) {
+      parts.push(h("span", {
+        class: "abstractor-semantic",
+        title: "Close in meaning: the static embedding brought this paper into the list, more than shared words",
+        text: "Semantically close",
+      }));
+    }
     if (shared.length) {
+      if (parts.length) parts.push(h("br"));
       parts.push(h("span", { class: "abstractor-muted", text: "Shared topics: " }));
       shared.forEach((s, i) => {
         const k = s?.topic;
