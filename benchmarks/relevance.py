@@ -1114,6 +1114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--title-check", action="store_true", help="also the title self-retrieval check (MRR@10)")
     parser.add_argument("--title-embeddings", type=Path, default=None,
                         help="MiniLM vectors for the title check (benchmarks/embed.py --title-check)")
+    parser.add_argument("--title-check-only", action="store_true", help="only the title check (with --static-model, --title-embeddings)")
     parser.add_argument("--title-pool-ids", type=Path, default=None,
                         help="only write the title check's pool ids (one per line) for benchmarks/embed.py")
     parser.add_argument("--out", type=Path, default=None)
@@ -1154,6 +1155,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                    "p90": round(float(np.percentile(times, 90)), 3)}
             report["query_ms"]["load_average"] = os.getloadavg()[0]
             out = args.out or RESULTS / "relevance_latency.json"
+        elif args.title_check_only:
+            words, title_words = model_words(abstractor.model, corpus, model_dir)
+            universe = build_universe(corpus, abstractor.model, words, title_words)
+            static = embed_universe(universe, args.static_model) if args.static_model else None
+            report = {"title_check": title_retrieval(universe, abstractor.model, static, DEFAULT_LEXICAL,
+                                                     title_embeddings=args.title_embeddings, seed=args.seed)}
+            out = args.out or RESULTS / "relevance_title_check.json"
         elif args.title_pool_ids:
             words, title_words = model_words(abstractor.model, corpus, model_dir)
             universe = build_universe(corpus, abstractor.model, words, title_words)
