@@ -420,24 +420,27 @@ def filtered_analyze(ab: Abstractor, text: str, n: int, method: str | None, mask
     excluded = tuple(np.flatnonzero(~mask).tolist()) + tuple(excluded_rows)
     words = [t.text for t in ab.model.preprocessor_.tokens(text)]
     doc = np.asarray(analysis.doc_topics, dtype=np.float32)
-    ranked, query = _rank_excluding(ab, doc, words, method, n, excluded)
-    analysis.similar = ab._hits([(r, s) for r, s in ranked if mask[r]][:n], query)
+    ranked, carried, query = _rank_excluding(ab, doc, words, method, n, excluded, text)
+    kept = [i for i, (r, _) in enumerate(ranked) if mask[r]][:n]
+    analysis.similar = ab._hits([ranked[i] for i in kept], query, [carried[i] for i in kept])
     analysis.elapsed_ms += (time.perf_counter() - started) * 1000
     return analysis
 
 
 def _rank_excluding(ab: Abstractor, doc: np.ndarray, words: list[str], method: str | None, n: int,
-                    excluded: tuple[int, ...]) -> tuple[list[tuple[int, float]], Any]:
-    """Rank with the facade's ranker, never returning ``excluded`` rows."""
+                    excluded: tuple[int, ...], text: str | None = None) -> tuple[list[tuple[int, float]], list[bool], Any]:
+    """Rank with the facade's ranker (static embeddings included when the model has them),
+    never returning ``excluded`` rows; also which hits the static embedding carried."""
     import dataclasses
 
     from .ranking import single_threaded_blas
 
     ranker = ab.ranker
     method = ranker.check_method(method)
-    query = dataclasses.replace(ranker.query(doc, words, method), exclude_rows=excluded)
+    query = dataclasses.replace(ranker.query(doc, words, method, text=text), exclude_rows=excluded)
     with single_threaded_blas():
-        return ranker.rank(query, n, method), query
+        ranked, carried = ranker.rank_explained(query, n, method)
+    return ranked, carried, query
 
 
 # -- export ----------------------------------------------------------------------------

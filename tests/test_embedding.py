@@ -303,3 +303,22 @@ def test_the_distill_script_installs_the_distill_extra():
     installed = set(re.findall(r'"([a-z0-9][a-z0-9_.\-\[\]]*[<>=][^"]*)"', script))
     assert set(extra) <= installed, set(extra) - installed
     assert "torch==" in script  # the CPU build, never an unpinned (CUDA) torch
+
+
+def test_filtered_ranking_uses_the_static_signal_too(embedded):
+    """The explorer's filtered list ranks like the plain one, restricted to the kept papers."""
+    from abstractor_widgets.explore import filtered_analyze
+
+    for i in range(len(embedded)):  # a text whose list has a paper the embedding brought in
+        text = embedded.documents[i].text
+        plain = embedded.similar(text, n=5)
+        if any(h["semantic"] for h in plain):
+            break
+    else:
+        pytest.fail("no synthetic abstract has a semantically close hit")
+    mask = np.ones(len(embedded), dtype=bool)
+    out = next(i for i in range(len(embedded)) if embedded.documents[i].id not in {h["id"] for h in plain})
+    mask[out] = False  # a real filter: one paper out, not among this text's hits
+    filtered = filtered_analyze(embedded, text, 5, None, mask).similar
+    assert [h["id"] for h in filtered] == [h["id"] for h in plain]
+    assert [h["semantic"] for h in filtered] == [h["semantic"] for h in plain]
