@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,6 +54,15 @@ MAX_DIM = 4096
 MAX_TOKENS = 512
 #: Texts embedded per call when embedding a corpus (bounds the memory of one batch).
 BATCH = 2048
+#: Words whose word pieces are remembered by the query path (bounds its memory).
+WORD_CACHE_MAX = 200_000
+
+# The query path's shortcut for ASCII text under a BERT tokenizer (lower-casing normaliser,
+# BertPreTokenizer, WordPiece): what the Rust pipeline does, in three string operations and
+# a per-word cache. Control characters are dropped (tab, newline and return are spaces),
+# words are runs of letters and digits, every ASCII punctuation character is a word.
+_ASCII_CONTROL = {c: None for c in [*range(0, 9), 11, 12, *range(14, 32), 127]}
+_ASCII_WORDS = re.compile(r"[a-z0-9]+|[!-/:-@\[-`{-~]")
 
 
 class EmbeddingError(ValueError):
@@ -86,6 +96,18 @@ def _check_table(vectors: np.ndarray, n_tokens: int) -> None:
         raise EmbeddingError(f"the token table has {len(vectors)} rows for a vocabulary of {n_tokens} tokens")
 
 
+def _is_plain_bert(tokenizer: Any) -> bool:
+    """Whether the tokenizer is exactly a lower-casing BERT WordPiece one (the query path's shortcut)."""
+    try:
+        config = json.loads(tokenizer.to_str())
+    except (ValueError, TypeError):
+        return False
+    normalizer, pre, model = config.get("normalizer") or {}, config.get("pre_tokenizer") or {}, config.get("model") or {}
+    return (normalizer.get("type") == "BertNormalizer" and normalizer.get("lowercase") is True
+            and normalizer.get("clean_text") is True and normalizer.get("strip_accents") in (None, True)
+            and pre.get("type") == "BertPreTokenizer" and model.get("type") == "WordPiece")
+
+
 class StaticEmbedding:
     """A static embedding model and the unit vectors of the corpus's documents.
 
@@ -111,6 +133,8 @@ class StaticEmbedding:
         self.model = StaticModel(vectors=vectors, tokenizer=tokenizer, normalize=False, max_length=MAX_TOKENS)
         self.source = dict(source or {})
         self.documents_: np.ndarray | None = None
+        self._fast = _is_plain_bert(tokenizer)
+        self._word_pieces: dict[str, tuple[int, ...]] = {}
 
     # -- building ---------------------------------------------------------------------------
     @classmethod
@@ -181,8 +205,33 @@ class StaticEmbedding:
         return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
 
     def encode_one(self, text: str) -> np.ndarray:
-        """The unit vector (float32, ``(d,)``) of one text; zeros if it has no token."""
-        return self.encode([text])[0]
+        """The unit vector (float32, ``(d,)``) of one text; zeros if it has no token.
+
+        The same vector as :meth:`encode`; for ASCII text under a BERT tokenizer it is
+        computed without the full tokenizer pipeline (a per-word cache of word pieces),
+        about 5 times faster.
+        """
+        if not (self._fast and text.isascii()):
+            return self.encode([text])[0]
+        ids: list[int] = []
+        pieces = self._word_pieces
+        text = text[: MAX_TOKENS * self.model.median_token_length]  # as model2vec cuts a text before tokenizing
+        for word in _ASCII_WORDS.findall(text.translate(_ASCII_CONTROL).lower()):
+            known = pieces.get(word)
+            if known is None:
+                known = tuple(token.id for token in self.model.tokenizer.model.tokenize(word))
+                if len(pieces) < WORD_CACHE_MAX:
+                    pieces[word] = known
+            ids.extend(known)
+            if len(ids) >= MAX_TOKENS:
+                break
+        unk = self.model.unk_token_id
+        ids = [i for i in ids[:MAX_TOKENS] if i != unk]
+        if not ids:
+            return np.zeros(self.dim, dtype=np.float32)
+        vector = np.asarray(self.model.embedding[ids], dtype=np.float32).mean(axis=0)
+        norm = float(np.linalg.norm(vector))
+        return vector / norm if norm > 0 else np.zeros(self.dim, dtype=np.float32)
 
     def _encode_many(self, texts: Sequence[str], progress: bool) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float16)

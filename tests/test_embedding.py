@@ -322,3 +322,61 @@ def test_filtered_ranking_uses_the_static_signal_too(embedded):
     filtered = filtered_analyze(embedded, text, 5, None, mask).similar
     assert [h["id"] for h in filtered] == [h["id"] for h in plain]
     assert [h["semantic"] for h in filtered] == [h["semantic"] for h in plain]
+
+
+# -- the query path's shortcut (ASCII text, BERT WordPiece tokenizer) ---------------------------
+def _bert_static_model(directory: Path) -> Path:
+    """A tiny BERT-style Model2Vec model: lower-casing BertNormalizer, BertPreTokenizer, WordPiece."""
+    from model2vec import StaticModel
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    pieces = ["[UNK]", "[PAD]", "net", "##work", "##s", "neural", "graph", "learn", "##ing", "a", "b", "##b",
+              "x", "1", "##2", "!", ".", ",", "(", ")", "$", "\\", "_", "-", "<", ">", "/", "'", "\""]
+    tokenizer = Tokenizer(models.WordPiece({p: i for i, p in enumerate(pieces)}, unk_token="[UNK]",
+                                           max_input_chars_per_word=20))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    vectors = np.random.default_rng(3).normal(size=(len(pieces), 8)).astype(np.float32)
+    StaticModel(vectors=vectors, tokenizer=tokenizer, normalize=True).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def bert_embedding(tmp_path_factory) -> StaticEmbedding:
+    return StaticEmbedding.from_pretrained(_bert_static_model(tmp_path_factory.mktemp("bert") / "model"))
+
+
+def test_the_shortcut_is_taken_only_for_a_plain_bert_tokenizer(bert_embedding, static_dir):
+    assert bert_embedding._fast
+    assert not StaticEmbedding.from_pretrained(static_dir)._fast  # word-level: the library's path
+
+
+@pytest.mark.parametrize("text", [
+    "Neural networks learning graphs!", "NETWORKS, networks.networks", "a_b c\x0bd e\tf\x00g\r\nh\x7f(x12)",
+    "<script>alert('x')</script> $\\alpha$ -- 'quoted' \"double\"", "", "   \n\t ", "b" * 30 + " graph",
+    "learning " * 600, "ab bb abb x12x 12 1 2",
+])
+def test_the_shortcut_gives_the_library_s_vector(bert_embedding, text):
+    expected = bert_embedding.encode([text])[0]
+    assert bert_embedding.encode_one(text) == pytest.approx(expected, abs=1e-6)
+
+
+def test_the_shortcut_matches_the_library_on_any_ascii_text(bert_embedding):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127), max_size=200))
+    def check(text):
+        assert bert_embedding.encode_one(text) == pytest.approx(bert_embedding.encode([text])[0], abs=1e-6)
+
+    check()
+
+
+def test_the_word_cache_is_bounded(bert_embedding, monkeypatch):
+    import abstractor_widgets.embedding as module
+
+    monkeypatch.setattr(module, "WORD_CACHE_MAX", 5)
+    bert_embedding._word_pieces.clear()
+    bert_embedding.encode_one(" ".join(f"w{i}" for i in range(50)))
+    assert len(bert_embedding._word_pieces) == 5
