@@ -160,7 +160,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_map(args: argparse.Namespace) -> int:
+def _load_target(args: argparse.Namespace):
+    """``(path, Abstractor)`` of the artifact a command rewrites: ``--copy-to`` (a copy of
+    ARTIFACT, which stays unchanged) or ARTIFACT itself."""
     import shutil
 
     from .abstractor import Abstractor
@@ -169,22 +171,18 @@ def _cmd_map(args: argparse.Namespace) -> int:
     if args.copy_to:
         shutil.copytree(path, args.copy_to)
         path = Path(args.copy_to)
-    ab = Abstractor.load(path, warm=False, expected_digest=args.digest)
+    return path, Abstractor.load(path, warm=False, expected_digest=args.digest)
+
+
+def _cmd_map(args: argparse.Namespace) -> int:
+    path, ab = _load_target(args)
     corpus_map = ab.build_map(n_neighbors=args.n_neighbors, max_fit=args.max_fit)
     print(f"{path}: corpus map of {len(corpus_map):,} papers in {corpus_map.fit_seconds_:.1f} s")
     return 0
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
-    import shutil
-
-    from .abstractor import Abstractor
-
-    path = Path(args.artifact)
-    if args.copy_to:
-        shutil.copytree(path, args.copy_to)
-        path = Path(args.copy_to)
-    ab = Abstractor.load(path, warm=False, expected_digest=args.digest)
+    path, ab = _load_target(args)
     start = time.perf_counter()
     embedding = ab.add_embedding(args.static_model)
     print(f"{path}: static embeddings of {len(embedding):,} papers ({embedding.dim} dimensions) "

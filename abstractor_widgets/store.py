@@ -613,6 +613,22 @@ def load_lexical(directory: str | os.PathLike[str], manifest: dict[str, Any], mm
     return lexical
 
 
+def _load_optional(directory: str | os.PathLike[str], manifest: dict[str, Any], key: str, what: str,
+                   load: Any, mmap: bool) -> Any:
+    """An optional component (manifest entry ``key``) loaded with ``load(files, entry, mmap=...)``,
+    or ``None`` when the artifact has none; checked against the number of documents."""
+    entry = manifest.get(key)
+    if not entry:
+        return None
+    try:
+        component = load(ListedFiles(directory, manifest["files"]), entry, mmap=mmap)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{directory}: cannot load the {what} ({type(exc).__name__}: {exc})") from exc
+    if len(component) != int(manifest["n_documents"]):
+        raise ArtifactError(f"{directory}: the {what} has {len(component)} rows for {manifest['n_documents']} documents")
+    return component
+
+
 def load_map(directory: str | os.PathLike[str], manifest: dict[str, Any], mmap: bool = True) -> CorpusMap | None:
     """The artifact's corpus map (memory-mapped), or ``None`` if it was saved without one.
 
@@ -625,16 +641,7 @@ def load_map(directory: str | os.PathLike[str], manifest: dict[str, Any], mmap: 
     """
     from .layout import CorpusMap
 
-    entry = manifest.get("map")
-    if not entry:
-        return None
-    try:
-        corpus_map = CorpusMap.load_files(ListedFiles(directory, manifest["files"]), entry, mmap=mmap)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ArtifactError(f"{directory}: cannot load the corpus map ({type(exc).__name__}: {exc})") from exc
-    if len(corpus_map) != int(manifest["n_documents"]):
-        raise ArtifactError(f"{directory}: the corpus map has {len(corpus_map)} points for {manifest['n_documents']} documents")
-    return corpus_map
+    return _load_optional(directory, manifest, "map", "corpus map", CorpusMap.load_files, mmap)
 
 
 def load_embedding(directory: str | os.PathLike[str], manifest: dict[str, Any], mmap: bool = True) -> StaticEmbedding | None:
@@ -647,21 +654,14 @@ def load_embedding(directory: str | os.PathLike[str], manifest: dict[str, Any], 
     ArtifactError
         If the manifest lists embeddings that cannot be read or do not match the documents.
     """
-    entry = manifest.get("embedding")
-    if not entry:
+    if not manifest.get("embedding"):
         return None
     try:
         from .embedding import StaticEmbedding
     except ImportError as exc:  # model2vec / tokenizers missing from this environment
         raise ArtifactError(f"{directory}: the model has static embeddings, which need model2vec "
                             f"(pip install model2vec): {exc}") from exc
-    try:
-        embedding = StaticEmbedding.load_files(ListedFiles(directory, manifest["files"]), entry, mmap=mmap)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ArtifactError(f"{directory}: cannot load the static embeddings ({type(exc).__name__}: {exc})") from exc
-    if len(embedding) != int(manifest["n_documents"]):
-        raise ArtifactError(f"{directory}: the static embeddings have {len(embedding)} rows for {manifest['n_documents']} documents")
-    return embedding
+    return _load_optional(directory, manifest, "embedding", "static embeddings", StaticEmbedding.load_files, mmap)
 
 
 def save_label(directory: str | os.PathLike[str], topic: int, label: str) -> list[str]:
