@@ -279,7 +279,9 @@ def header_html(abstractor: Abstractor, title: str | None = None, editable_label
         f"<b>{_fmt_int(size)}</b> papers" + (f" ({html.escape(name)})" if name else ""),
         f"<b>{_fmt_int(abstractor.n_topics)}</b> LDA topics",
     ]
-    if abstractor.default_method == "hybrid":
+    if abstractor.default_method == "hybrid" and abstractor.embedding is not None:
+        facts.append("similar papers by shared words, topics and meaning (static embeddings)")
+    elif abstractor.default_method == "hybrid":
         facts.append("similar papers by shared words + topics")
     elif manifest.get("metric"):
         facts.append(f"similar papers by topics ({html.escape(str(manifest['metric']))})")
