@@ -123,3 +123,25 @@ def dashboard(chromium, voila_light):
     session = db.open_dashboard(chromium, voila_light.url, viewport={"width": 1280, "height": 1600})
     yield session
     session.close()
+
+
+@pytest.fixture(scope="session")
+def mapped_artifact(artifact, tmp_path_factory) -> Path:
+    """A copy of ``artifact`` with a corpus map (laid out once per session, reproducibly);
+    the explorer's tests only read it."""
+    from abstractor_widgets import Abstractor
+
+    copy = tmp_path_factory.mktemp("mapped") / "model"
+    shutil.copytree(artifact, copy)
+    ab = Abstractor.load(copy, warm=False)
+    if ab.corpus_map is None:
+        ab.build_map(random_state=0)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def model(mapped_artifact):
+    """The mapped model, loaded in the test process (ground truth for the pages)."""
+    from abstractor_widgets import Abstractor
+
+    return Abstractor.load(mapped_artifact, warm=False)

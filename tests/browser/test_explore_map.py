@@ -26,25 +26,6 @@ TEXT = ("We train a deep convolutional neural network for image classification a
 
 
 @pytest.fixture(scope="module")
-def mapped_artifact(artifact, tmp_path_factory):
-    from abstractor_widgets import Abstractor
-
-    copy = tmp_path_factory.mktemp("explore-map") / "model"
-    shutil.copytree(artifact, copy)
-    ab = Abstractor.load(copy, warm=False)
-    if ab.corpus_map is None:
-        ab.build_map(random_state=0)
-    return copy
-
-
-@pytest.fixture(scope="module")
-def model(mapped_artifact):
-    from abstractor_widgets import Abstractor
-
-    return Abstractor.load(mapped_artifact, warm=False)
-
-
-@pytest.fixture(scope="module")
 def server(mapped_artifact, server_logs):
     srv = voila_server(mapped_artifact, log_dir=server_logs, name="voila-explore")
     srv.start(timeout=90)

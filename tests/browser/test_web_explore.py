@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 import sys
 from urllib.parse import urlsplit
 
@@ -24,25 +23,6 @@ pytestmark = pytest.mark.browser
 
 EXPLORE = ".abstractor-explore"
 FRAME = f"{EXPLORE} .abstractor-map-frame"
-
-
-@pytest.fixture(scope="module")
-def mapped_artifact(artifact, tmp_path_factory):
-    from abstractor_widgets import Abstractor
-
-    copy = tmp_path_factory.mktemp("web-explore") / "model"
-    shutil.copytree(artifact, copy)
-    ab = Abstractor.load(copy, warm=False)
-    if ab.corpus_map is None:
-        ab.build_map(random_state=0)
-    return copy
-
-
-@pytest.fixture(scope="module")
-def model(mapped_artifact):
-    from abstractor_widgets import Abstractor
-
-    return Abstractor.load(mapped_artifact, warm=False)
 
 
 @pytest.fixture(scope="module")
