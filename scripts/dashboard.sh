@@ -19,7 +19,8 @@ fi
 STATIC="${ABSTRACTOR_STATIC_MODEL:-artifacts/static-minilm}"
 if [ "${ABSTRACTOR_NO_STATIC:-0}" != 1 ] && ! grep -q '"embedding"' "$ARTIFACT/manifest.json" 2>/dev/null; then
   # the hybrid's fourth signal: a static embedding model distilled once (PyTorch in its own venv)
-  bash scripts/distill_static.sh "$STATIC"
+  bash scripts/distill_static.sh "$STATIC" \
+    || echo "warning: the static embedding model could not be built (see above); the dashboard ranks by three signals" >&2
 fi
 if [ ! -f "$ARTIFACT/manifest.json" ]; then
   echo "training the default model into $ARTIFACT (once) ..."
