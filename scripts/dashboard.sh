@@ -22,14 +22,16 @@ if [ "${ABSTRACTOR_NO_STATIC:-0}" != 1 ] && ! grep -q '"embedding"' "$ARTIFACT/m
   bash scripts/distill_static.sh "$STATIC" \
     || echo "warning: the static embedding model could not be built (see above); the dashboard ranks by three signals" >&2
 fi
+use_static=0
+if [ "${ABSTRACTOR_NO_STATIC:-0}" != 1 ] && [ -f "$STATIC/model.safetensors" ]; then use_static=1; fi
 if [ ! -f "$ARTIFACT/manifest.json" ]; then
   echo "training the default model into $ARTIFACT (once) ..."
-  if [ -f "$STATIC/model.safetensors" ]; then
+  if [ "$use_static" = 1 ]; then
     .venv/bin/abstractor train --topics 20 --out "$ARTIFACT" --static-model "$STATIC"
   else
     .venv/bin/abstractor train --topics 20 --out "$ARTIFACT"
   fi
-elif [ -f "$STATIC/model.safetensors" ] && ! grep -q '"embedding"' "$ARTIFACT/manifest.json"; then
+elif [ "$use_static" = 1 ] && ! grep -q '"embedding"' "$ARTIFACT/manifest.json"; then
   echo "adding static embeddings to $ARTIFACT (once) ..."
   .venv/bin/abstractor embed "$ARTIFACT" --static-model "$STATIC"
 fi
