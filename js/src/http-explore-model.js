@@ -18,6 +18,7 @@
 //
 // DOM-free (fetch, atob, typed arrays): node's test runner checks it.
 
+import { Listeners } from "./listeners.js";
 import { errorMessage } from "./http-model.js";
 
 const WRITABLE = new Set(["highlight_topic", "trend_category", "filters"]);
@@ -91,7 +92,7 @@ export class HttpExploreModel {
     this._version = typeof info.version === "string" ? info.version : "";
     const map = points ? splitPoints(points) : { n: 0, points: null, topics: null };
     this._n = map.n;
-    this._listeners = new Map();
+    this._listeners = new Listeners();
     this._dirty = new Set();
     this._generation = 0;
     this._controller = null;
@@ -170,22 +171,11 @@ export class HttpExploreModel {
   }
 
   on(event, fn) {
-    for (const name of String(event).split(/\s+/).filter(Boolean)) {
-      if (!this._listeners.has(name)) this._listeners.set(name, new Set());
-      this._listeners.get(name).add(fn);
-    }
+    this._listeners.on(event, fn);
   }
 
   off(event, fn) {
-    if (event === undefined || event === null) {
-      if (fn === undefined) this._listeners.clear();
-      else for (const set of this._listeners.values()) set.delete(fn);
-      return;
-    }
-    for (const name of String(event).split(/\s+/).filter(Boolean)) {
-      if (fn === undefined) this._listeners.delete(name);
-      else this._listeners.get(name)?.delete(fn);
-    }
+    this._listeners.off(event, fn);
   }
 
   send(content, _callbacks, buffers) {
@@ -222,13 +212,7 @@ export class HttpExploreModel {
   }
 
   _emit(name, ...args) {
-    for (const fn of [...(this._listeners.get(name) ?? [])]) {
-      try {
-        fn(...args);
-      } catch (err) {
-        console.error(err); // eslint-disable-line no-console
-      }
-    }
+    this._listeners.emit(name, ...args);
   }
 
   _message(msg) {

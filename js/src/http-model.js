@@ -22,6 +22,8 @@
 //
 // DOM-free (fetch, AbortController and timers only): node's test runner checks it.
 
+import { Listeners } from "./listeners.js";
+
 const INPUTS = ["text", "n_similar", "method"];
 const MAX_ID_CHARS = 200;
 const EMPTY_REASON = "The text is empty: paste or type an abstract.";
@@ -95,7 +97,7 @@ export class HttpModel {
       min: Number.isInteger(config?.n_similar?.min) ? config.n_similar.min : 1,
       max: Number.isInteger(config?.n_similar?.max) ? config.n_similar.max : 50,
     };
-    this._listeners = new Map();
+    this._listeners = new Listeners();
     this._dirty = new Set();
     this._generation = 0;
     this._controller = null;
@@ -136,22 +138,11 @@ export class HttpModel {
   }
 
   on(event, fn) {
-    for (const name of String(event).split(/\s+/).filter(Boolean)) {
-      if (!this._listeners.has(name)) this._listeners.set(name, new Set());
-      this._listeners.get(name).add(fn);
-    }
+    this._listeners.on(event, fn);
   }
 
   off(event, fn) {
-    if (event === undefined || event === null) {
-      if (fn === undefined) this._listeners.clear();
-      else for (const set of this._listeners.values()) set.delete(fn);
-      return;
-    }
-    for (const name of String(event).split(/\s+/).filter(Boolean)) {
-      if (fn === undefined) this._listeners.delete(name);
-      else this._listeners.get(name)?.delete(fn);
-    }
+    this._listeners.off(event, fn);
   }
 
   send(content) {
@@ -195,14 +186,7 @@ export class HttpModel {
   }
 
   _emit(name, value) {
-    for (const fn of [...(this._listeners.get(name) ?? [])]) {
-      try {
-        fn({ name, value }, value);
-      } catch (err) {
-        // one broken listener must not stop the others (anywidget logs it too)
-        console.error(err); // eslint-disable-line no-console
-      }
-    }
+    this._listeners.emit(name, { name, value }, value);
   }
 
   /** A new generation: older answers are ignored from now on, the older request aborted. */
