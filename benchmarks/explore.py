@@ -419,32 +419,13 @@ def bench_voila_paint(artifact: Path, visits: int = 3) -> dict[str, Any]:
     """In the Voilà dashboard: from the explorer appearing on the page to the map's first paint."""
     import tempfile
 
-    from playwright.sync_api import sync_playwright
 
-    from benchmarks.dashboard_browser import Session, launch_browser, voila_server
+    from benchmarks.dashboard_browser import voila_server
 
     server = voila_server(artifact, log_dir=Path(tempfile.mkdtemp()), name="voila-explore-bench")
     server.start(timeout=120)
-    runs = []
     try:
-        with sync_playwright() as pw:
-            browser = launch_browser(pw)
-            for _ in range(visits):
-                session = Session(browser, {"width": 1280, "height": 2000})
-                session.page.add_init_script(VOILA_PAINT_JS)
-                session.page.goto(server.url, wait_until="commit", timeout=120_000)
-                session.page.wait_for_function("() => window.__explore && window.__explore.painted !== undefined", timeout=120_000)
-                r = session.page.evaluate("() => window.__explore")
-                m = r.get("map") or {}
-                runs.append({"appear_to_first_paint_ms": round(r["painted"] - r["appeared"], 1), "points": r["points"],
-                             "page_start_to_first_paint_ms": round(r["painted"], 1),
-                             "analyser_appeared_ms": round(r.get("analyser", 0), 1), "explorer_appeared_ms": round(r["appeared"], 1),
-                             "appear_to_set_data_ms": round(m["setDataAt"] - r["appeared"], 1) if m.get("setDataAt") else None,
-                             "webgl_setup_ms": round(m.get("createMs") or 0, 1), "set_data_to_first_paint_ms": round(r["painted"] - m["setDataAt"], 1) if m.get("setDataAt") else None,
-                             "renderer": m.get("renderer"), "load": load()})
-                log(f"  visit: {runs[-1]}")
-                session.close()
-            browser.close()
+        runs = _paint_visits(server.url, visits, "visit", set_data=True)
     finally:
         server.stop()
     return {"method": "Voilà dashboard (preheated kernel), headless Chromium; a MutationObserver records when the "
@@ -453,13 +434,44 @@ def bench_voila_paint(artifact: Path, visits: int = 3) -> dict[str, Any]:
             "load": load()}
 
 
+def _paint_visits(url: str, visits: int, label: str, set_data: bool) -> list[dict[str, Any]]:
+    """``visits`` fresh visits of a page with the explorer: when it appeared and when its map
+    first drew (``VOILA_PAINT_JS``); ``set_data`` adds the split at the map's setData."""
+    from playwright.sync_api import sync_playwright
+
+    from benchmarks.dashboard_browser import Session, launch_browser
+
+    runs = []
+    with sync_playwright() as pw:
+        browser = launch_browser(pw)
+        for _ in range(visits):
+            session = Session(browser, {"width": 1280, "height": 2000})
+            session.page.add_init_script(VOILA_PAINT_JS)
+            session.page.goto(url, wait_until="commit", timeout=120_000)
+            session.page.wait_for_function("() => window.__explore && window.__explore.painted !== undefined", timeout=120_000)
+            r = session.page.evaluate("() => window.__explore")
+            m = r.get("map") or {}
+            run = {"appear_to_first_paint_ms": round(r["painted"] - r["appeared"], 1), "points": r["points"],
+                   "page_start_to_first_paint_ms": round(r["painted"], 1),
+                   "analyser_appeared_ms": round(r.get("analyser", 0), 1), "explorer_appeared_ms": round(r["appeared"], 1)}
+            if set_data:
+                run["appear_to_set_data_ms"] = round(m["setDataAt"] - r["appeared"], 1) if m.get("setDataAt") else None
+            run["webgl_setup_ms"] = round(m.get("createMs") or 0, 1)
+            if set_data:
+                run["set_data_to_first_paint_ms"] = round(r["painted"] - m["setDataAt"], 1) if m.get("setDataAt") else None
+            runs.append({**run, "renderer": m.get("renderer"), "load": load()})
+            log(f"  {label}: {runs[-1]}")
+            session.close()
+        browser.close()
+    return runs
+
+
 def bench_web_paint(artifact: Path, visits: int = 3) -> dict[str, Any]:
     """In the web dashboard of ``abstractor serve``: from the explorer appearing to its map's first paint."""
     import tempfile
 
-    from playwright.sync_api import sync_playwright
 
-    from benchmarks.dashboard_browser import Server, Session, free_port, launch_browser, server_env
+    from benchmarks.dashboard_browser import Server, free_port, server_env
 
     port = free_port()
     cmd = [sys.executable, "-c", "import sys; from abstractor_widgets.cli import main; sys.exit(main())",
@@ -467,24 +479,8 @@ def bench_web_paint(artifact: Path, visits: int = 3) -> dict[str, Any]:
     server = Server("abstractor-serve-bench", cmd, server_env(artifact), port, Path(tempfile.mkdtemp()) / "serve.log",
                     ready_path="/api/v1/topics")
     server.start(timeout=120)
-    runs = []
     try:
-        with sync_playwright() as pw:
-            browser = launch_browser(pw)
-            for _ in range(visits):
-                session = Session(browser, {"width": 1280, "height": 2000})
-                session.page.add_init_script(VOILA_PAINT_JS)
-                session.page.goto(server.url, wait_until="commit", timeout=120_000)
-                session.page.wait_for_function("() => window.__explore && window.__explore.painted !== undefined", timeout=120_000)
-                r = session.page.evaluate("() => window.__explore")
-                m = r.get("map") or {}
-                runs.append({"appear_to_first_paint_ms": round(r["painted"] - r["appeared"], 1), "points": r["points"],
-                             "page_start_to_first_paint_ms": round(r["painted"], 1),
-                             "analyser_appeared_ms": round(r.get("analyser", 0), 1), "explorer_appeared_ms": round(r["appeared"], 1),
-                             "webgl_setup_ms": round(m.get("createMs") or 0, 1), "renderer": m.get("renderer"), "load": load()})
-                log(f"  web visit: {runs[-1]}")
-                session.close()
-            browser.close()
+        runs = _paint_visits(server.url, visits, "web visit", set_data=False)
     finally:
         server.stop()
     return {"method": "abstractor serve's web page, headless Chromium, a new context per visit (nothing cached); the "
