@@ -486,13 +486,13 @@ def embed_universe(universe: Universe, static_model: Path | StaticEmbedding) -> 
     return embedding.fit([document_text(t, a) for t, a in zip(universe.titles, universe.texts)])
 
 
-def subset_embedding(embedding: StaticEmbedding, positions: np.ndarray) -> StaticEmbedding:
-    """The same static model over a sub-universe's documents."""
+def with_documents(embedding: StaticEmbedding, vectors: np.ndarray) -> StaticEmbedding:
+    """The same static model over other documents (their unit vectors, row = document)."""
     import copy
 
-    sub = copy.copy(embedding)
-    sub.documents_ = np.asarray(embedding.documents_)[positions]
-    return sub
+    other = copy.copy(embedding)
+    other.documents_ = np.asarray(vectors, dtype=np.float16)
+    return other
 
 
 def load_embeddings(path: Path) -> tuple[dict[str, int], np.ndarray, dict[str, Any]]:
@@ -790,7 +790,7 @@ def title_retrieval(universe: Universe, model: Any, static: StaticEmbedding | No
     hybrid = Ranker(index, lexical, params)
     ranked["hybrid"] = [[r for r, _ in hybrid.rank(Query(topics, row), K)] for topics, row in zip(title_topics, title_rows)]
     if static is not None:
-        pool_static = embed_universe_texts(static, abstracts)
+        pool_static = with_documents(static, static.encode(abstracts))
         vectors = np.asarray(pool_static.documents_, dtype=np.float32)
         title_vectors = static.encode(titles)
         ranked["static"] = [_top_dense(vectors @ v, K) for v in title_vectors]
@@ -819,15 +819,6 @@ def title_retrieval(universe: Universe, model: Any, static: StaticEmbedding | No
 def title_pool(universe: Universe, pool: int = 10_000, seed: int = 0) -> np.ndarray:
     """Universe positions of the title check's pool (its first 1,000 are the queries)."""
     return np.random.default_rng(seed + 7).permutation(len(universe))[: min(pool, len(universe))]
-
-
-def embed_universe_texts(static: StaticEmbedding, texts: Sequence[str]) -> StaticEmbedding:
-    """The same static model over other documents (``texts`` as they are)."""
-    import copy
-
-    other = copy.copy(static)
-    other.documents_ = static.encode(list(texts)).astype(np.float16)
-    return other
 
 
 def select(tuning: list[dict[str, Any]]) -> dict[str, Any]:
@@ -980,7 +971,7 @@ def run(corpus: Any, abstractor: Any, *, model_dir: Path | None = None, n_eval: 
         sub_splits = make_splits(sub, n_eval, 0, seed)
         report["subset"], _ = run_universe(sub, model, sub_splits, params, lexical_params, timing_queries=0,
                                            embeddings=loaded,
-                                           static=subset_embedding(static, positions) if static is not None else None)
+                                           static=with_documents(static, np.asarray(static.documents_)[positions]) if static is not None else None)
         report["subset"]["size"] = subset
     if title_check:
         report["title_check"] = title_retrieval(universe, model, static, lexical_params, params, title_embeddings, seed=seed)
