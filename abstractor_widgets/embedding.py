@@ -98,14 +98,13 @@ def _check_table(vectors: np.ndarray, n_tokens: int) -> None:
 
 def _is_plain_bert(tokenizer: Any) -> bool:
     """Whether the tokenizer is exactly a lower-casing BERT WordPiece one (the query path's shortcut)."""
-    try:
-        config = json.loads(tokenizer.to_str())
-    except (ValueError, TypeError):
-        return False
-    normalizer, pre, model = config.get("normalizer") or {}, config.get("pre_tokenizer") or {}, config.get("model") or {}
-    return (normalizer.get("type") == "BertNormalizer" and normalizer.get("lowercase") is True
-            and normalizer.get("clean_text") is True and normalizer.get("strip_accents") in (None, True)
-            and pre.get("type") == "BertPreTokenizer" and model.get("type") == "WordPiece")
+    from tokenizers import models, normalizers, pre_tokenizers
+
+    normalizer = tokenizer.normalizer
+    return (isinstance(normalizer, normalizers.BertNormalizer) and normalizer.lowercase is True
+            and normalizer.clean_text is True and normalizer.strip_accents in (None, True)
+            and isinstance(tokenizer.pre_tokenizer, pre_tokenizers.BertPreTokenizer)
+            and isinstance(tokenizer.model, models.WordPiece))
 
 
 class StaticEmbedding:
