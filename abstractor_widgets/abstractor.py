@@ -405,8 +405,7 @@ class Abstractor:
             from .embedding import document_text
 
             self.embedding.add([document_text(d.title, d.text) for d in fresh])
-        documents = [self.documents[i] for i in range(len(self.documents))] + fresh
-        self.documents = DocumentTable.from_documents(documents)
+        documents = self.documents.appended(fresh)  # the old documents are streamed, never decoded
         previous = dict(self.manifest.get("corpus") or {})
         history = list(self.manifest.get("updates", [])) + [
             {"added": len(fresh), "source": corpus.name, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -414,17 +413,19 @@ class Abstractor:
         info = {
             "name": previous.get("name", "?"),
             "size": len(documents),
-            "sha256": Corpus.from_documents(documents, name="all").content_hash(),
+            "sha256": documents.content_hash(),
         }
         self.manifest = {**self.manifest, "corpus": info, "updates": history}
         if save and self.path is not None:
             save_artifacts(self.path, self.model, self.index, documents, corpus_info=info,
                            extra_manifest={"updates": history}, lexical=self.lexical, keep_labels_on_disk=True,
                            corpus_map=self.corpus_map, embedding=self.embedding)
-            reloaded = Abstractor.load(self.path)
+            reloaded = Abstractor.load(self.path, verify=False)  # written under the lock a moment ago
             self.model, self.documents, self.manifest = reloaded.model, reloaded.documents, reloaded.manifest
             self.corpus_map = reloaded.corpus_map
             self.ranker = Ranker(reloaded.index, reloaded.lexical, self.hybrid_params, reloaded.embedding)
+        else:
+            self.documents = DocumentTable.from_documents([self.documents[i] for i in range(len(self.documents))] + fresh)
         return len(fresh)
 
     def reload(self) -> Abstractor:

@@ -39,10 +39,60 @@ def _positive(value: str) -> int:
     return number
 
 
+#: ``abstractor train`` builds in stages (streamed, resumable) from corpus files this large up.
+STAGED_MIN_BYTES = 256 * 2**20
+
+
+def _wants_staged(args: argparse.Namespace) -> bool:
+    if args.staged is not None:
+        return args.staged
+    if not args.corpus:
+        return False
+    path = Path(args.corpus)
+    return path.is_file() and path.stat().st_size >= STAGED_MIN_BYTES
+
+
+def _cmd_train_staged(args: argparse.Namespace) -> int:
+    from .build import BuildSettings, StagedBuild
+
+    if not args.corpus:
+        raise CorpusError("a staged build needs --corpus FILE")
+    if args.static_model is not None or args.workers:
+        raise CorpusError("--static-model and --workers are not available in a staged build: "
+                          "add embeddings afterwards with `abstractor embed`")
+    values = {"n_topics": args.topics, "seed": args.seed, "metric": args.metric, "lexical": not args.no_lexical,
+              "categories": tuple(args.categories) if args.categories else None, "limit": args.limit}
+    for name in ("passes", "iterations", "chunksize", "lda_sample"):
+        if getattr(args, name) is not None:
+            values[name] = getattr(args, name)
+    if args.jobs is not None:
+        values["jobs"] = args.jobs
+    build = StagedBuild(args.corpus, args.out, BuildSettings(**values), work_dir=args.work_dir, restart=args.restart)
+    done = build.finished_stages()
+    if done:
+        print(f"resuming the build in {build.work}: finished stages {', '.join(done)}", file=sys.stderr)
+    start = time.perf_counter()
+    try:
+        build.run()
+    except KeyboardInterrupt:
+        done = build.finished_stages()
+        print(f"\ninterrupted; finished stages: {', '.join(done) or 'none'}. Rerun the same command to resume "
+              f"(the work files are in {build.work}); no artifact was written.", file=sys.stderr)
+        return 130
+    from .store import read_manifest
+
+    manifest = read_manifest(args.out)
+    print(f"trained {args.topics} topics on {manifest['n_documents']:,} documents in {time.perf_counter() - start:.1f} s "
+          f"(staged build) -> {args.out}")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .abstractor import Abstractor
     from .corpus import load_corpus
 
+    if _wants_staged(args):
+        return _cmd_train_staged(args)
     corpus = load_corpus(args.corpus, categories=args.categories, limit=args.limit, progress=True)
     print(f"corpus: {len(corpus):,} documents from {corpus.name}", file=sys.stderr)
     params = {"random_state": args.seed}
@@ -332,6 +382,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--coherence-docs", type=_positive, default=20_000, help="documents used for coherence")
     train.add_argument("--static-model", type=Path, default=None,
                        help="a distilled static embedding model (scripts/distill_static.sh): the hybrid's fourth signal")
+    staged = train.add_argument_group(
+        "staged build", f"streamed and resumable, for big corpora (default for files of {STAGED_MIN_BYTES // 2**20} MiB and more; "
+        "rerun the same command to resume an interrupted build, see docs/scale.md)")
+    staged.add_argument("--staged", dest="staged", action="store_true", default=None, help="build in stages whatever the size")
+    staged.add_argument("--in-memory", dest="staged", action="store_false", help="train in memory whatever the size")
+    staged.add_argument("--work-dir", type=Path, default=None, help="where the stages' files go (default: .NAME.build beside --out)")
+    staged.add_argument("--restart", action="store_true", help="discard an earlier unfinished build and start over")
+    staged.add_argument("--lda-sample", type=_positive, default=None, help="papers LDA is trained on (default 400,000)")
+    staged.add_argument("--jobs", type=_positive, default=None, help="worker processes (default: all cores)")
     train.set_defaults(func=_cmd_train)
 
     digest_help = "refuse the model unless its manifest digest is this (see `abstractor info`; default $ABSTRACTOR_ARTIFACT_SHA256)"

@@ -87,14 +87,19 @@ SCHEMES = ("bm25", "tfidf")
 _ARRAYS = ("data", "indices", "indptr", "counts", "t_data", "t_indices", "t_indptr", "idf", "lengths", "terms", "term_offsets",
            "components", "vectors")
 _MAX_COUNT = np.iinfo(np.uint16).max
-#: Default ``rescore_factor``: unless the candidate stage read every list whole, this many
-#: times ``n`` candidates (at least 100) are re-scored exactly.
+#: ``rescore_factor`` with early termination: this many times ``n`` candidates (at least
+#: 100) are re-scored exactly.
 RESCORE_FACTOR = 10.0
-#: ``rescore_factor`` of indexes saved before it was a parameter (their previous behaviour).
+#: Default ``rescore_factor`` (whole lists of the ``max_query_terms`` best terms), and that
+#: of indexes saved before it was a parameter.
 LEGACY_RESCORE_FACTOR = 2.0
-#: Default ``posting_depth``: entries read from the top of each impact-ordered posting list
-#: (chosen on the 60k model and a 1.2M-row synthetic index, see ``docs/relevance.md``).
+#: ``posting_depth`` for large corpora: entries read from the top of each impact-ordered
+#: posting list (chosen on the 60k model and a 1.2M-row synthetic index, see ``docs/relevance.md``).
 POSTING_DEPTH = 1000
+#: The candidate stage of large corpora (the staged build's): every query term, the top of
+#: each list, bounded cost. Small corpora keep the defaults (whole lists of the 20 best
+#: terms: faster below a few hundred thousand documents, ``docs/relevance.md``).
+LARGE_CORPUS_PARAMS = {"max_query_terms": None, "posting_depth": POSTING_DEPTH, "rescore_factor": RESCORE_FACTOR}
 #: Positions sampled in a posting list to find the impact threshold (:meth:`LexicalIndex._depths`):
 #: 0, 1, 2, ... growing by ~25% up to 2**40.
 _SAMPLE_POSITIONS = np.unique(np.floor(1.25 ** np.arange(0, 125)).astype(np.int64)) - 1
@@ -147,8 +152,8 @@ class LexicalIndex:
         BM25 term-frequency saturation and length normalisation.
     max_query_terms : int or None
         Candidates are gathered with at most this many query terms (the highest-impact
-        ones), then re-scored with all of them; ``None`` (default since impact ordering:
-        better recall for the same cost, see ``docs/relevance.md``) uses every query term.
+        ones), then re-scored with all of them; ``None`` uses every query term (what
+        :data:`LARGE_CORPUS_PARAMS` sets, with ``posting_depth``).
     n_components : int
         Dimensions of the semantic (LSA) vectors; 0 = none. Clamped below the matrix's
         smaller side.
@@ -162,7 +167,8 @@ class LexicalIndex:
         Early termination: a query reads at most ``terms * posting_depth`` posting entries
         (``terms``: its terms, at most ``max_query_terms``), from the top of its terms'
         impact-ordered lists, each list down to the same impact threshold (see
-        :meth:`candidates`): the cost is bounded whatever the corpus size. ``None`` reads
+        :meth:`candidates`): the cost is bounded whatever the corpus size. ``None``
+        (default: below a few hundred thousand documents whole lists cost less) reads
         whole lists. Ignored (whole lists) when :attr:`impact_ordered_` is false.
     rescore_factor : float
         Unless every list was read whole, the best ``max(rescore_factor * n, 100)``
@@ -207,12 +213,12 @@ class LexicalIndex:
         max_df: float = 0.5,
         k1: float = 1.2,
         b: float = 0.75,
-        max_query_terms: int | None = None,
+        max_query_terms: int | None = 20,
         n_components: int = 128,
         random_state: int = 0,
         title_weight: float = 1.0,
-        posting_depth: int | None = POSTING_DEPTH,
-        rescore_factor: float = RESCORE_FACTOR,
+        posting_depth: int | None = None,
+        rescore_factor: float = LEGACY_RESCORE_FACTOR,
     ) -> None:
         self.scheme = scheme
         self.min_df = min_df
@@ -689,11 +695,13 @@ class LexicalIndex:
             buffer = io.BytesIO()
             np.save(buffer, array, allow_pickle=False)
             out[f"{PREFIX}{name}.npy"] = buffer.getvalue()
-        meta = {"format_version": FORMAT_VERSION, "params": self.get_params(), "n_documents": len(self),
+        out[f"{PREFIX}json"] = json.dumps(self._meta(), indent=2).encode("utf-8")
+        return out
+
+    def _meta(self) -> dict[str, Any]:
+        return {"format_version": FORMAT_VERSION, "params": self.get_params(), "n_documents": len(self),
                 "n_terms": self.n_terms, "n_documents_fit": int(getattr(self, "n_documents_fit_", len(self))),
                 "mean_length": self.mean_length_, **impact_meta(self.impact_ordered_)}
-        out[f"{PREFIX}json"] = json.dumps(meta, indent=2).encode("utf-8")
-        return out
 
     def _arrays(self) -> dict[str, np.ndarray]:
         encoded = [t.encode("utf-8", "surrogatepass") for t in self.terms_]
@@ -717,13 +725,15 @@ class LexicalIndex:
         ``terms``/``term_offsets`` (UTF-8 vocabulary) and ``lexical.json`` (parameters,
         and ``"postings": "impact"`` when the posting lists are impact-ordered).
         """
+        self._check_fitted()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         names = []
-        for name, payload in self.to_files().items():
-            (directory / name).write_bytes(payload)
-            names.append(name)
-        return names
+        for name, array in self._arrays().items():  # straight to the files: no copy in memory (GBs at millions)
+            np.save(directory / f"{PREFIX}{name}.npy", array, allow_pickle=False)
+            names.append(f"{PREFIX}{name}.npy")
+        (directory / f"{PREFIX}json").write_bytes(json.dumps(self._meta(), indent=2).encode("utf-8"))
+        return names + [f"{PREFIX}json"]
 
     @staticmethod
     def file_names() -> list[str]:

@@ -611,6 +611,187 @@ def _infer_chunk(start: int) -> tuple[int, np.ndarray]:
     return start, (gamma / gamma.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+# -- a compiled E-step, for millions of documents ----------------------------------------------
+def estep(lda: Any, indptr: np.ndarray, indices: np.ndarray, counts: np.ndarray, gamma: np.ndarray | None = None,
+          collect_sstats: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """gensim's LDA E-step (``LdaModel.inference``) over CSR bags of words, compiled with numba.
+
+    The same per-document fixed point as gensim (Hoffman's online LDA with Lee & Seung's
+    update: a document stops when the mean absolute change of its gamma is under
+    ``gamma_threshold``, or after ``iterations``), the same digamma approximation as
+    gensim's compiled one (AS 103), float32 like the model: mixtures agree with gensim's to ~1e-6.
+    It runs about 10x faster than gensim's Python loop over documents, which is what lets
+    :mod:`abstractor_widgets.build` infer (and train on) millions of papers.
+
+    Parameters
+    ----------
+    lda : gensim.models.LdaModel
+    indptr, indices, counts : numpy.ndarray
+        The documents' bags of words (CSR: term ids and counts of document ``d`` at
+        ``indptr[d]:indptr[d + 1]``).
+    gamma : numpy.ndarray, optional
+        (n_documents, K) starting values (training draws them from the model's random
+        state, as gensim does); default 1.0, as :class:`DeterministicInit`.
+    collect_sstats : bool
+        Also return the M-step's sufficient statistics (K, V), as gensim's.
+
+    Returns
+    -------
+    gamma : numpy.ndarray (n_documents, K) float32
+        Unnormalised variational parameters (divide by the row sums for mixtures).
+    sstats : numpy.ndarray (K, V) float32 or None
+    """
+    kernel = _estep_kernel()
+    k = int(lda.num_topics)
+    indptr = np.ascontiguousarray(indptr, dtype=np.int64)
+    n = len(indptr) - 1
+    gamma = np.ones((n, k), dtype=np.float32) if gamma is None else np.array(gamma, dtype=np.float32, order="C")
+    beta_t = _beta_t(lda)
+    sstats_t = np.zeros(beta_t.shape if collect_sstats else (0, k), dtype=np.float32)
+    kernel(beta_t, np.asarray(lda.alpha, dtype=np.float32), indptr - indptr[0],
+           np.ascontiguousarray(indices[indptr[0]:indptr[-1]], dtype=np.int64),
+           np.ascontiguousarray(counts[indptr[0]:indptr[-1]], dtype=np.float32),
+           gamma, int(lda.iterations), float(lda.gamma_threshold), collect_sstats, sstats_t)
+    if not collect_sstats:
+        return gamma, None
+    return gamma, np.ascontiguousarray(sstats_t.T) * np.asarray(lda.expElogbeta, dtype=np.float32)
+
+
+def _beta_t(lda: Any) -> np.ndarray:
+    """``expElogbeta`` transposed (V, K), contiguous: a word's K values side by side (cached per array)."""
+    beta = lda.expElogbeta
+    cached = getattr(lda, "_abstractor_beta_t", None)
+    if cached is None or cached[0] is not beta:
+        cached = (beta, np.ascontiguousarray(np.asarray(beta, dtype=np.float32).T))
+        lda._abstractor_beta_t = cached
+    return cached[1]
+
+
+_KERNEL: Any = None
+
+
+def _estep_kernel() -> Any:
+    global _KERNEL
+    if _KERNEL is not None:
+        return _KERNEL
+    import numba
+
+    @numba.njit(nogil=True)  # compiled once per process (~2 s); no cache files in the package
+    def digamma(x: float) -> float:
+        # gensim's _matutils.pyx _digamma (Bernardo's AS 103): recurrence to x >= 8.5, then Stirling
+        if x <= 0.000001:
+            return -0.57721566490153286060 - 1.0 / x + 1.6449340668482264365 * x
+        value = 0.0
+        while x < 8.5:
+            value -= 1.0 / x
+            x += 1.0
+        r = 1.0 / x
+        value += np.log(x) - 0.5 * r
+        r = r * r
+        return value - r * (1.0 / 12.0 - r * (1.0 / 120.0 - r * (1.0 / 252.0 - r * (1.0 / 240.0 - r * (1.0 / 132.0)))))
+
+    @numba.njit(nogil=True)
+    def expectation(gammad, out):
+        total = 0.0
+        for k in range(gammad.shape[0]):
+            total += gammad[k]
+        psi_total = digamma(total)
+        for k in range(gammad.shape[0]):
+            out[k] = np.float32(np.exp(np.float32(digamma(gammad[k]) - psi_total)))
+
+    @numba.njit(nogil=True)
+    def kernel(beta_t, alpha, indptr, indices, counts, gamma, iterations, threshold, collect, sstats_t):
+        n, k = gamma.shape
+        eps = np.float32(np.finfo(np.float32).eps)
+        exp_theta = np.empty(k, dtype=np.float32)
+        last = np.empty(k, dtype=np.float32)
+        sums = np.empty(k, dtype=np.float32)
+        for d in range(n):
+            a, b = indptr[d], indptr[d + 1]
+            m = b - a
+            phinorm = np.empty(m, dtype=np.float32)
+            gammad = gamma[d]
+            expectation(gammad, exp_theta)
+            for j in range(m):
+                row = beta_t[indices[a + j]]
+                acc = np.float32(0.0)
+                for t in range(k):
+                    acc += exp_theta[t] * row[t]
+                phinorm[j] = acc + eps
+            for _ in range(iterations):
+                for t in range(k):
+                    last[t] = gammad[t]
+                    sums[t] = 0.0
+                for j in range(m):
+                    weight = counts[a + j] / phinorm[j]
+                    row = beta_t[indices[a + j]]
+                    for t in range(k):
+                        sums[t] += weight * row[t]
+                for t in range(k):
+                    gammad[t] = alpha[t] + exp_theta[t] * sums[t]
+                expectation(gammad, exp_theta)
+                for j in range(m):
+                    row = beta_t[indices[a + j]]
+                    acc = np.float32(0.0)
+                    for t in range(k):
+                        acc += exp_theta[t] * row[t]
+                    phinorm[j] = acc + eps
+                change = 0.0
+                for t in range(k):
+                    change += abs(gammad[t] - last[t])
+                if change / k < threshold:
+                    break
+            if collect:
+                for j in range(m):
+                    weight = counts[a + j] / phinorm[j]
+                    target = sstats_t[indices[a + j]]
+                    for t in range(k):
+                        target[t] += exp_theta[t] * weight
+
+    _KERNEL = kernel
+    return kernel
+
+
+class ArrayBow(tuple):
+    """A bag of words as two arrays ``(ids, counts)``: what :func:`estep` reads without a tuple per word."""
+
+
+def bows_to_csr(bows: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bags of words (gensim's lists of ``(id, count)``, or :class:`ArrayBow`) as CSR arrays
+    ``(indptr, indices, counts)``."""
+    lengths = np.fromiter((len(b[0]) if isinstance(b, ArrayBow) else len(b) for b in bows), dtype=np.int64, count=len(bows))
+    indptr = np.zeros(len(bows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    if bows and all(isinstance(b, ArrayBow) for b in bows):
+        return indptr, np.concatenate([b[0] for b in bows]).astype(np.int64), np.concatenate([b[1] for b in bows]).astype(np.float32)
+    pairs = [pair for b in bows for pair in (zip(*b) if isinstance(b, ArrayBow) else b)]
+    indices = np.fromiter((i for i, _ in pairs), dtype=np.int64, count=len(pairs))
+    counts = np.fromiter((c for _, c in pairs), dtype=np.float32, count=len(pairs))
+    return indptr, indices, counts
+
+
+def compiled_lda_class() -> type:
+    """``LdaModel`` whose E-step (training and inference) is :func:`estep`; same state, same files."""
+    global _COMPILED_LDA
+    if _COMPILED_LDA is None:
+        from gensim.models import LdaModel
+
+        class CompiledLdaModel(LdaModel):
+            """gensim's LdaModel with the compiled E-step (:func:`estep`)."""
+
+            def inference(self, chunk, collect_sstats=False):  # noqa: D102 (gensim's signature)
+                indptr, indices, counts = bows_to_csr(list(chunk))
+                # the same draws as gensim's, from the same random state
+                start = self.random_state.gamma(100.0, 1.0 / 100.0, (len(indptr) - 1, self.num_topics)).astype(self.dtype, copy=False)
+                return estep(self, indptr, indices, counts, start, collect_sstats)
+
+        _COMPILED_LDA = CompiledLdaModel
+    return _COMPILED_LDA
+
+
+_COMPILED_LDA: Any = None
+
+
 def _dirichlet_expectation(alpha: np.ndarray) -> np.ndarray:
     from gensim.matutils import dirichlet_expectation
 

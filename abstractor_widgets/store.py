@@ -211,6 +211,17 @@ class DocumentTable:
     def __len__(self) -> int:
         return len(self._offsets["id"]) - 1
 
+    def appended(self, documents: Sequence[Document]) -> AppendedDocuments:
+        """These documents followed by ``documents``, to be written without decoding the old ones."""
+        return AppendedDocuments(self, list(documents))
+
+    def content_hash(self) -> str:
+        """:meth:`Corpus.content_hash <abstractor_widgets.corpus.Corpus.content_hash>` of these
+        documents, read from the blobs (no Document objects: seconds for millions)."""
+        digest = hashlib.sha256()
+        _hash_rows(digest, self)
+        return digest.hexdigest()
+
     def field(self, field: str, row: int) -> str:
         """One field of one document."""
         offsets = self._offsets[field]
@@ -250,6 +261,77 @@ class DocumentTable:
         return True
 
 
+class AppendedDocuments:
+    """A :class:`DocumentTable` plus new documents, written by streaming the old blobs (an update
+    of a model of millions of papers never decodes them into Python objects)."""
+
+    def __init__(self, table: DocumentTable, new: list[Document]) -> None:
+        self.table, self.new = table, new
+
+    def __len__(self) -> int:
+        return len(self.table) + len(self.new)
+
+    def write(self, directory: Path) -> list[str]:
+        """Write the documents' files (as :meth:`DocumentTable.write`) into ``directory``."""
+        table, names = self.table, []
+        for field in FIELDS:
+            encoded = [getattr(d, field).encode("utf-8", "surrogatepass") for d in self.new]
+            old_blob, old_offsets = np.asarray(table._blobs[field]), np.asarray(table._offsets[field])
+            with open(directory / f"docs.{field}.bin", "wb") as handle:
+                view = memoryview(old_blob)
+                for start in range(0, len(view), 1 << 26):
+                    handle.write(view[start:start + (1 << 26)])
+                handle.write(b"".join(encoded))
+            lengths = np.fromiter((len(e) for e in encoded), dtype=np.int64, count=len(encoded))
+            offsets = np.concatenate([old_offsets, old_offsets[-1] + np.cumsum(lengths)])
+            np.save(directory / f"docs.{field}.idx.npy", offsets.astype(np.int64))
+            names += [f"docs.{field}.bin", f"docs.{field}.idx.npy"]
+        # the id order: the old (sorted) order with the new rows inserted where their ids belong
+        start = len(table)
+        new_order = sorted(range(len(self.new)), key=lambda i: self.new[i].id)
+        positions = np.fromiter((_insertion_point(table, self.new[i].id) for i in new_order), dtype=np.int64,
+                                count=len(new_order))
+        order = np.insert(np.asarray(table._id_order, dtype=np.int64), positions, np.asarray(new_order, dtype=np.int64) + start)
+        np.save(directory / "docs.id_order.npy", order)
+        return names + ["docs.id_order.npy"]
+
+    def content_hash(self) -> str:
+        """The corpus hash of all the documents, old and new (:meth:`DocumentTable.content_hash`)."""
+        digest = hashlib.sha256()
+        _hash_rows(digest, self.table)
+        for doc in self.new:
+            digest.update(doc.id.encode("utf-8", "surrogatepass"))
+            digest.update(b"\x00")
+            digest.update(doc.text.encode("utf-8", "surrogatepass"))
+            digest.update(b"\x01")
+        return digest.hexdigest()
+
+
+def _hash_rows(digest: Any, table: DocumentTable) -> None:
+    """Feed the table's ids and texts to ``digest`` as ``Corpus.content_hash`` does."""
+    ids, texts = memoryview(np.asarray(table._blobs["id"])), memoryview(np.asarray(table._blobs["text"]))
+    id_offsets, text_offsets = np.asarray(table._offsets["id"]).tolist(), np.asarray(table._offsets["text"]).tolist()
+    update = digest.update
+    for row in range(len(table)):
+        update(ids[id_offsets[row]:id_offsets[row + 1]])
+        update(b"\x00")
+        update(texts[text_offsets[row]:text_offsets[row + 1]])
+        update(b"\x01")
+
+
+def _insertion_point(table: DocumentTable, doc_id: str) -> int:
+    """Where ``doc_id`` goes in the table's sorted id order (binary search)."""
+    lo, hi = 0, len(table)
+    order = table._id_order
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if table.field("id", int(order[mid])) < doc_id:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 # -- artifacts ----------------------------------------------------------------------
 def _versions() -> dict[str, str]:
     import platform
@@ -270,7 +352,7 @@ def save_artifacts(
     directory: str | os.PathLike[str],
     model: TopicModel,
     index: SimilarityIndex,
-    documents: Corpus | DocumentTable | Sequence[Document],
+    documents: Corpus | DocumentTable | AppendedDocuments | Sequence[Document],
     corpus_info: dict[str, Any] | None = None,
     extra_files: dict[str, bytes] | None = None,
     extra_manifest: dict[str, Any] | None = None,
@@ -289,8 +371,9 @@ def save_artifacts(
         Fitted.
     index : SimilarityIndex
         Over ``model.doc_topics_``.
-    documents : Corpus, DocumentTable or sequence of Document
-        The indexed documents, in index row order.
+    documents : Corpus, DocumentTable, AppendedDocuments or sequence of Document
+        The indexed documents, in index row order (an :class:`AppendedDocuments` is
+        written by streaming its table's blobs: an update of millions of papers).
     corpus_info : dict, optional
         ``{"name", "size", "sha256"}`` of the training corpus.
     extra_files : dict of str to bytes, optional
@@ -338,9 +421,12 @@ def save_artifacts(
         with atomic_directory(directory) as tmp:
             model_entry = model.save_files(tmp)
             index_entry = index.save_files(tmp)
-            if isinstance(documents, DocumentTable):
-                documents = [documents[i] for i in range(len(documents))]
-            document_files = DocumentTable.write(documents, tmp)
+            if isinstance(documents, AppendedDocuments):
+                document_files = documents.write(tmp)
+            else:
+                if isinstance(documents, DocumentTable):
+                    documents = [documents[i] for i in range(len(documents))]
+                document_files = DocumentTable.write(documents, tmp)
             lexical_entry = None
             if lexical is not None:
                 lexical_entry = {**lexical.get_params(), "files": lexical.save(tmp)}
@@ -348,28 +434,79 @@ def save_artifacts(
             embedding_entry = embedding.save_files(tmp) if embedding is not None else None
             for name, payload in (extra_files or {}).items():
                 (tmp / name).write_bytes(payload)
-            names = sorted(p.name for p in tmp.iterdir())
-            manifest = {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "versions": _versions(),
-                "corpus": corpus_info or {"size": len(documents)},
-                "n_documents": len(documents),
-                "n_topics": model.n_topics,
-                "metric": index.metric,
-                "model": model_entry,
-                "index": index_entry,
-                "documents": {"files": document_files},
-                "lexical": lexical_entry,
-                **({"map": map_entry} if map_entry is not None else {}),
-                **({"embedding": embedding_entry} if embedding_entry is not None else {}),
-                "params": model.get_params(),
-                "labels": labels,
-                "files": {name: {"bytes": (tmp / name).stat().st_size, "sha256": sha256_file(tmp / name)} for name in names},
-            }
-            manifest.update(extra_manifest or {})
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+            _write_manifest(tmp, model, index, len(documents), corpus_info, labels, extra_manifest, {
+                "model": model_entry, "index": index_entry, "documents": {"files": document_files},
+                "lexical": lexical_entry, "map": map_entry, "embedding": embedding_entry})
+    logger.info("saved artifacts to %s", directory)
+    return directory
+
+
+def _write_manifest(tmp: Path, model: TopicModel, index: SimilarityIndex, n_documents: int, corpus_info: dict[str, Any] | None,
+                    labels: list[str], extra_manifest: dict[str, Any] | None, entries: dict[str, Any]) -> dict[str, Any]:
+    """Checksum every file of ``tmp`` and write its manifest (the last file of a save)."""
+    names = sorted(p.name for p in tmp.iterdir())
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": _versions(),
+        "corpus": corpus_info or {"size": n_documents},
+        "n_documents": n_documents,
+        "n_topics": model.n_topics,
+        "metric": index.metric,
+        "model": entries["model"],
+        "index": entries["index"],
+        "documents": entries["documents"],
+        "lexical": entries.get("lexical"),
+        **({key: entries[key] for key in ("map", "embedding") if entries.get(key) is not None}),
+        "params": model.get_params(),
+        "labels": labels,
+        "files": {name: {"bytes": (tmp / name).stat().st_size, "sha256": sha256_file(tmp / name)} for name in names},
+    }
+    manifest.update(extra_manifest or {})
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    return manifest
+
+
+def save_prebuilt(
+    directory: str | os.PathLike[str],
+    model: TopicModel,
+    index: SimilarityIndex,
+    n_documents: int,
+    files: dict[str, Path],
+    entries: dict[str, dict[str, Any] | None],
+    corpus_info: dict[str, Any] | None = None,
+    extra_manifest: dict[str, Any] | None = None,
+) -> Path:
+    """Save an artifact whose large files were already written elsewhere (a staged build).
+
+    The model and the topic index are written as :func:`save_artifacts` writes them; the
+    other files (``files``: artifact name -> existing path on the same file system) are
+    hard-linked into the new directory, not copied, and ``entries`` gives their
+    components' manifest entries (``"documents"``, ``"lexical"``, ``"map"``,
+    ``"embedding"``). Atomic and locked like :func:`save_artifacts`.
+    """
+    directory = Path(directory)
+    if len(index) != n_documents:
+        raise ValueError(f"the index has {len(index)} rows but there are {n_documents} documents")
+    for component, entry in entries.items():
+        missing = [name for name in (entry or {}).get("files", []) if name not in files]
+        if component not in ("documents", "lexical", "map", "embedding") or missing:
+            raise ValueError(f"bad prebuilt component {component!r} (files not given: {missing})")
+    with artifact_lock(directory):
+        with atomic_directory(directory) as tmp:
+            model_entry = model.save_files(tmp)
+            index_entry = index.save_files(tmp)
+            for name, source in files.items():
+                check_file_name(name)
+                try:
+                    os.link(source, tmp / name)
+                except OSError:  # another file system, or no hard links: copy
+                    import shutil
+
+                    shutil.copyfile(source, tmp / name)
+            _write_manifest(tmp, model, index, n_documents, corpus_info, list(model.labels_), extra_manifest,
+                            {"model": model_entry, "index": index_entry, **entries})
     logger.info("saved artifacts to %s", directory)
     return directory
 

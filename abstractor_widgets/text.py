@@ -260,6 +260,33 @@ class Tokenizer:
         return tokens
 
 
+    def words(self, text: str) -> list[str]:
+        """The normalised words of ``text`` without offsets: ``[t.text for t in tokenize(text)]``,
+        about twice as fast (no match or Token objects; what training and indexing need).
+
+        Raises
+        ------
+        TypeError
+            If ``text`` is not a ``str``.
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, not {type(text).__name__}")
+        pieces = []
+        position = 0
+        for masked in (_MASK_WITH_EMAIL if "@" in text else _MASK).finditer(text):
+            pieces += _WORD.findall(text, position, masked.start())
+            position = masked.end()
+        pieces += _WORD.findall(text, position)
+        cached, normalize, out = self._cache.get, self.normalize, []
+        for word in pieces:
+            norm = cached(word, _MISSING)
+            if norm is _MISSING:
+                norm = normalize(word)
+            if norm is not None:
+                out.append(norm)
+        return out
+
+
 _MISSING = object()
 _new_token = tuple.__new__
 
@@ -455,7 +482,7 @@ def _frozen_phrases(grams: Any) -> Any:
 
 def _words_of_chunk(args: tuple[Tokenizer, list[str]]) -> list[list[str]]:
     tokenizer, texts = args
-    return [[t.text for t in tokenizer.tokenize(text)] for text in texts]
+    return [tokenizer.words(text) for text in texts]
 
 
 def tokenize_many(

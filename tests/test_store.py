@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from abstractor_widgets import store
-from abstractor_widgets.corpus import Document
+from abstractor_widgets.corpus import Corpus, Document
 from abstractor_widgets.store import (
     FORMAT,
     FORMAT_VERSION,
@@ -420,3 +420,30 @@ def test_atomic_write_text_replaces_or_keeps(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert target.read_text(encoding="utf-8") == "two"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]
+
+
+# -- appending documents without decoding the old ones (updates of big models) -------------
+def test_appended_documents_are_written_as_a_whole_table_would_be(tmp_path, synthetic_corpus):
+    from abstractor_widgets.corpus import Document
+    from abstractor_widgets.store import DocumentTable
+
+    docs = list(synthetic_corpus)
+    table = DocumentTable.from_documents(docs[:50])
+    # new ids that sort before, between and after the old ones; non-ASCII and hostile text kept as is
+    new = [Document("0000.00001", "first", "α β γ <script>x</script>", "cs.LG", "2020-01-01"),
+           Document(docs[10].id + "a", "between", "text between", "stat.ML", "2021-01-01"),
+           Document("zzzz/9999999", "last", "$\\frac{a}{b}$ LaTeX", "math.ST", "")]
+    appended = table.appended(new)
+    assert len(appended) == 53
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    names = appended.write(tmp_path / "a")
+    assert names == DocumentTable.write(docs[:50] + new, tmp_path / "b")
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    reopened = DocumentTable.open(tmp_path / "a")
+    assert reopened.position("0000.00001") == 50 and reopened.position(docs[10].id + "a") == 51
+    assert reopened[52].text == "$\\frac{a}{b}$ LaTeX"
+    full = Corpus.from_documents(docs[:50] + new)
+    assert appended.content_hash() == full.content_hash() == reopened.content_hash()
+    assert table.content_hash() == Corpus.from_documents(docs[:50]).content_hash()

@@ -401,3 +401,36 @@ def test_property_colorize_with_phrases_on_the_shared_model(shared_model, shared
             inner = shared_model.preprocessor_.tokenizer.tokenize(text[t.start : t.end])
             assert [x.text for x in inner] == [first, second]
             assert (inner[0].start, inner[-1].end) == (0, t.end - t.start)
+
+
+# -- words without offsets (training and indexing) -------------------------------------------
+@pytest.mark.parametrize("text", [
+    "", "   ", "Deep neural networks learn representations of images.",
+    "Write to first.last@example.org or see https://x.y/z?q=1 and $\\alpha_i^2$ \\cite{x} [1, 2-4].",
+    "café naïve résumé – 2nd-order don't models’ <script>alert(1)</script>",
+    "\\begin{equation} x = y \\end{equation} after the equation; \\( inline \\) words",
+    "深度学习 模型 and Ünïcödé words ‐ with a non-ASCII hyphen",
+])
+def test_words_equal_the_tokens_texts(text):
+    from abstractor_widgets.text import Tokenizer
+
+    assert Tokenizer().words(text) == [token.text for token in Tokenizer().tokenize(text)]
+
+
+def test_words_equal_the_tokens_texts_on_random_text():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from abstractor_widgets.text import Tokenizer
+
+    tokenizer = Tokenizer()
+    alphabet = st.sampled_from(list("abcdeéü XYZ09-'’‐_$\\{}[]()@.:/,;\n") + ["neural", "network", "models", "http://a.b"])
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(alphabet, max_size=40).map("".join))
+    def check(text):
+        assert tokenizer.words(text) == [token.text for token in tokenizer.tokenize(text)]
+
+    check()
+    with pytest.raises(TypeError):
+        tokenizer.words(None)  # type: ignore[arg-type]

@@ -78,7 +78,7 @@ def test_interrupted_update_leaves_the_previous_model_intact(synthetic_abstracto
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("power cut while saving")
 
-    monkeypatch.setattr("abstractor_widgets.store.DocumentTable.write", crash)
+    monkeypatch.setattr("abstractor_widgets.store.AppendedDocuments.write", crash)  # the update's documents writer
     with pytest.raises(KeyboardInterrupt):
         ab.update(new_frame)
     monkeypatch.undo()
