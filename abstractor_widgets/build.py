@@ -550,35 +550,50 @@ class StagedBuild:
         global _INFER_STATE
         _INFER_STATE = (model.lda_, self._bows())
         estep(model.lda_, np.zeros(2, dtype=np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32))  # compile before forking
-        shards = [(start, min(start + SHARD_ROWS, n)) for start in range(0, n, SHARD_ROWS)]
+        # shards are named by their rows: a rerun reuses every finished one, whatever its size
+        done = {}
+        for path in self.work.glob("topics.rows-*.npy"):
+            first, last = (int(part) for part in path.stem.split("-")[1:3])
+            done[(first, last)] = path
+        covered = np.zeros(n, dtype=bool)
+        for first, last in done:
+            covered[first:last] = True
         bar = self._bar(n, "inferring topics")
+        bar.update(int(covered.sum()))
         try:
-            for number, (start, stop) in enumerate(shards):
-                path = self._path(f"topics.shard-{number:05d}.npy")
-                if path.is_file():
-                    bar.update(stop - start)
+            for start in range(0, n, SHARD_ROWS):
+                stop = min(start + SHARD_ROWS, n)
+                if covered[start:stop].all():
                     continue
                 out = np.empty((stop - start, self.settings.n_topics), dtype=np.float32)
-                tasks = [(a, min(a + TASK_ROWS // 2, stop)) for a in range(start, stop, TASK_ROWS // 2)]
+                for (first, last), path in done.items():  # rows finished by an earlier run (other shard sizes)
+                    lo, hi = max(first, start), min(last, stop)
+                    if lo < hi:
+                        out[lo - start:hi - start] = np.load(path, mmap_mode="r")[lo - first:hi - first]
+                step = TASK_ROWS // 2
+                tasks = [(a, min(a + step, stop)) for a in range(start, stop, step) if not covered[a:min(a + step, stop)].all()]
                 for a, block in _imap(_infer_task, tasks, self.settings.jobs):
                     out[a - start:a - start + len(block)] = block
-                    bar.update(len(block))
+                    bar.update(int((~covered[a:a + len(block)]).sum()))
+                path = self._path(f"topics.rows-{start:010d}-{stop:010d}.npy")
                 with atomic_write_path(path) as tmp:
                     with open(tmp, "wb") as handle:
                         np.save(handle, out)
+                done[(start, stop)] = path
+                covered[start:stop] = True
         finally:
             _INFER_STATE = None
             bar.close()
         doc_topics = np.lib.format.open_memmap(self._path(".doc_topics.npy.part"), mode="w+", dtype=np.float32,
                                                shape=(n, self.settings.n_topics))
-        for number, (start, stop) in enumerate(shards):
-            doc_topics[start:stop] = np.load(self._path(f"topics.shard-{number:05d}.npy"))
+        for (first, last), path in sorted(done.items()):
+            doc_topics[first:last] = np.load(path)
         doc_topics.flush()
         del doc_topics
         os.replace(self._path(".doc_topics.npy.part"), self._path("doc_topics.npy"))
-        for number in range(len(shards)):
-            self._path(f"topics.shard-{number:05d}.npy").unlink()
-        return {"shards": len(shards)}
+        for path in done.values():
+            path.unlink()
+        return {"shards": len(done)}
 
     # -- stage 7: lexical ----------------------------------------------------------------------
     def _lexical(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -626,30 +641,36 @@ class StagedBuild:
             cols = columns[block]
             lengths[start:stop] = np.bincount(docs[cols >= 0] - start, minlength=stop - start)
         lexical.mean_length_ = float(lengths.mean()) if lengths.mean() > 0 else 1.0
-        # document rows, block by block, straight into the artifact's files
+        # document rows, block by block, appended to files (never all in memory at once)
         nnz_total = 0
         indptr = np.zeros(n + 1, dtype=np.int64)
-        blocks = []
-        for start in range(0, n, BLOCK_ROWS):
-            stop = min(start + BLOCK_ROWS, n)
-            tf = self._tf_block(document_block, columns, len(terms), start, stop)
-            matrix, counts, _ = lexical._weigh(tf)
-            blocks.append((np.asarray(matrix.data, np.float32), np.asarray(matrix.indices, np.int32), counts))
-            indptr[start + 1:stop + 1] = nnz_total + np.asarray(matrix.indptr[1:], dtype=np.int64)
-            nnz_total += matrix.nnz
-        data = np.concatenate([b[0] for b in blocks])
-        indices = np.concatenate([b[1] for b in blocks])
-        counts = np.concatenate([b[2] for b in blocks])
-        del blocks
+        parts = {name: open(self._path(f".{PREFIX}{name}.part"), "wb") for name in ("data", "indices", "counts")}
+        try:
+            for start in range(0, n, BLOCK_ROWS):
+                stop = min(start + BLOCK_ROWS, n)
+                tf = self._tf_block(document_block, columns, len(terms), start, stop)
+                block_matrix, block_counts, _ = lexical._weigh(tf)
+                np.asarray(block_matrix.data, np.float32).tofile(parts["data"])
+                np.asarray(block_matrix.indices, np.int32).tofile(parts["indices"])
+                np.asarray(block_counts, np.uint16).tofile(parts["counts"])
+                indptr[start + 1:stop + 1] = nnz_total + np.asarray(block_matrix.indptr[1:], dtype=np.int64)
+                nnz_total += block_matrix.nnz
+        finally:
+            for handle in parts.values():
+                handle.close()
+        index_dtype = np.int32 if max(nnz_total, n) < np.iinfo(np.int32).max else np.int64
+        for name, dtype in (("data", np.float32), ("indices", np.int32), ("counts", np.uint16)):
+            _raw_to_npy(self._path(f".{PREFIX}{name}.part"), self._path(f"{PREFIX}{name}.npy"), dtype, nnz_total)
+        np.save(self._path(f"{PREFIX}indptr.npy"), indptr.astype(index_dtype))
         import scipy.sparse as sp
 
-        index_dtype = np.int32 if max(nnz_total, n) < np.iinfo(np.int32).max else np.int64
         matrix = sp.csr_matrix((n, len(terms)), dtype=np.float32)
-        matrix.data, matrix.indices, matrix.indptr = data, indices.astype(index_dtype, copy=False), indptr.astype(index_dtype)
+        matrix.data = np.load(self._path(f"{PREFIX}data.npy"), mmap_mode="r")
+        matrix.indices = np.load(self._path(f"{PREFIX}indices.npy"), mmap_mode="r").astype(index_dtype, copy=False)
+        matrix.indptr = indptr.astype(index_dtype)
         matrix.has_sorted_indices = True
         postings = impact_postings(matrix)
-        arrays = {"data": matrix.data, "indices": matrix.indices, "indptr": matrix.indptr, "counts": counts,
-                  "t_data": postings.data, "t_indices": postings.indices, "t_indptr": postings.indptr,
+        arrays = {"t_data": postings.data, "t_indices": postings.indices, "t_indptr": postings.indptr,
                   "idf": lexical.idf_, "lengths": lengths}
         for name, array in arrays.items():
             np.save(self._path(f"{PREFIX}{name}.npy"), np.asarray(array))
@@ -724,11 +745,15 @@ class StagedBuild:
         if len(others):
             import hnswlib
 
-            graph = hnswlib.Index(space="ip", dim=reference.shape[1])
-            graph.init_index(max_elements=len(reference), ef_construction=200, M=16, random_seed=self.settings.seed)
+            # approximate neighbours in the map's 64-d principal subspace (its pruned search's),
+            # then the exact similarities of those neighbours for the weights
+            search = corpus_map._search()
+            basis = search[0] if search is not None else np.eye(reference.shape[1], dtype=np.float32)
+            graph = hnswlib.Index(space="ip", dim=basis.shape[1])
+            graph.init_index(max_elements=len(reference), ef_construction=100, M=16, random_seed=self.settings.seed)
             graph.set_num_threads(1)  # one thread: the same graph every time
-            graph.add_items(reference, np.arange(len(reference)))
-            graph.set_ef(64)
+            graph.add_items(np.ascontiguousarray(reference @ basis), np.arange(len(reference)))
+            graph.set_ef(32)
             graph.set_num_threads(self.settings.jobs)
             bar = self._bar(len(others), "placing on the map")
             k = min(corpus_map.k, len(reference))
@@ -736,8 +761,11 @@ class StagedBuild:
             for start in range(0, len(others), BLOCK_ROWS // 4):
                 part = others[start:start + BLOCK_ROWS // 4]
                 features = CorpusMap.features(doc_topics[part], None if lsa is None else lsa[part])
-                near, distances = graph.knn_query(features, k=k)
-                coords[part] = _weighted_positions(1.0 - distances, near, positions)
+                found, _ = graph.knn_query(np.ascontiguousarray(features @ basis), k=min(2 * k, len(reference)))
+                sims = np.einsum("ij,ikj->ik", features, reference[found])
+                best = np.argsort(-sims, axis=1, kind="stable")[:, :k]  # the k nearest of 2k, by their exact similarity
+                near, sims = np.take_along_axis(found, best, axis=1), np.take_along_axis(sims, best, axis=1)
+                coords[part] = _weighted_positions(sims, near, positions)
                 bar.update(len(part))
             bar.close()
         coords.flush()
@@ -843,6 +871,18 @@ def _sample(n: int, size: int, seed: int, sort: bool) -> np.ndarray:
     rng = np.random.default_rng(seed)
     rows = rng.permutation(n) if size >= n else rng.choice(n, size, replace=False)
     return np.sort(rows) if sort else rows.astype(np.int64)
+
+
+def _raw_to_npy(raw: Path, target: Path, dtype: Any, count: int) -> None:
+    """A ``.npy`` file of the ``count`` values of a raw binary file (header, then the bytes streamed); removes ``raw``."""
+    with open(target, "wb") as out:
+        np.lib.format.write_array_header_1_0(out, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                   "fortran_order": False, "shape": (int(count),)})
+        with open(raw, "rb") as source:
+            shutil.copyfileobj(source, out, 1 << 24)
+    raw.unlink()
+    if np.load(target, mmap_mode="r").shape != (int(count),):
+        raise BuildError(f"{target}: {count} values expected")
 
 
 def _unique(keys: np.ndarray) -> np.ndarray:
