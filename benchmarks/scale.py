@@ -62,6 +62,8 @@ model = Abstractor.load(sys.argv[1], verify=False)
 texts = json.loads(sys.stdin.read())
 for text in texts:
     model.analyze(text, n=10)
+if sys.argv[3] == "1":  # what the corpus explorer adds: facets and trends (filters, the trends chart)
+    model.trends()
 info = psutil.Process().memory_full_info()
 print(json.dumps({"pss_mb": info.pss / 2**20, "uss_mb": info.uss / 2**20, "rss_mb": info.rss / 2**20}), flush=True)
 sys.stdin.close()
@@ -143,13 +145,14 @@ def measure_recall(model: Any, texts: list[str]) -> dict[str, Any]:
             "params": {k: getattr(lexical, k, None) for k in ("posting_depth", "max_query_terms", "rescore_factor")}}
 
 
-def measure_memory(path: Path, texts: list[str], processes: int = 2) -> dict[str, Any]:
-    """PSS/USS of ``processes`` processes that each loaded the model and answered the texts (all alive at once)."""
+def measure_memory(path: Path, texts: list[str], processes: int = 2, explorer: bool = False) -> dict[str, Any]:
+    """PSS/USS of ``processes`` processes that each loaded the model and answered the texts (all alive
+    at once); ``explorer``: each also computed the explorer's facets and trends."""
     running, rows = [], []
     try:
         for _ in range(processes):
-            proc = subprocess.Popen([sys.executable, "-c", _MEMORY_CODE, str(path), "30"], cwd=ROOT, stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, text=True)
+            proc = subprocess.Popen([sys.executable, "-c", _MEMORY_CODE, str(path), "60", "1" if explorer else "0"], cwd=ROOT,
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             proc.stdin.write(json.dumps(texts))
             proc.stdin.close()
             rows.append(json.loads(proc.stdout.readline()))
@@ -243,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         result["recall"] = {name: measure_recall(model, texts[: args.recall_queries]) for name, model in models.items()}
     if "memory" in args.only:
         result["memory"] = {name: measure_memory(path, texts[:20]) for name, path in paths.items()}
+        result["memory_explorer"] = {name: measure_memory(path, texts[:20], explorer=True) for name, path in paths.items()}
     if "update" in args.only:
         records = update_records(args.update_records, list(models.values()))
         del models

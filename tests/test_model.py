@@ -254,3 +254,37 @@ def test_training_progress_prints_each_refresh_once(synthetic_corpus, capsys):
     unfinished = [done for done, total in counts if done != total and done != "0"]
     assert len(unfinished) >= 4  # 240 documents in chunks of 60, twice
     assert len(unfinished) == len(set(unfinished)), f"frames drawn twice: {unfinished}"
+
+
+# -- the compiled E-step (staged builds) ------------------------------------------------------
+def test_compiled_estep_agrees_with_gensim(synthetic_abstractor, synthetic_corpus):
+    from abstractor_widgets.model import ArrayBow, DeterministicInit, bows_to_csr, compiled_lda_class, estep
+
+    model = synthetic_abstractor.model
+    lda = model.lda_
+    bows = [model.dictionary_.doc2bow(model.preprocessor_.words(doc.text)) for doc in synthetic_corpus][:80] + [[]]
+    indptr, indices, counts = bows_to_csr(bows)
+    lda.random_state = DeterministicInit()
+    reference, _ = lda.inference(bows)
+    gamma, none = estep(lda, indptr, indices, counts)
+    assert none is None and gamma.shape == reference.shape and gamma.dtype == np.float32
+    mixtures = gamma / gamma.sum(axis=1, keepdims=True)
+    assert np.abs(mixtures - reference / reference.sum(axis=1, keepdims=True)).max() < 1e-4
+    # training: the same random start as gensim's, and the M-step's statistics
+    start = np.random.RandomState(5).gamma(100.0, 0.01, (len(bows), lda.num_topics)).astype(np.float32)
+    lda.random_state = np.random.RandomState(5)
+    reference_gamma, reference_sstats = lda.inference(bows, collect_sstats=True)
+    gamma, sstats = estep(lda, indptr, indices, counts, start, collect_sstats=True)
+    assert np.allclose(gamma, reference_gamma, rtol=1e-3, atol=1e-3)
+    assert np.abs(sstats - reference_sstats).max() <= 1e-4 * np.abs(reference_sstats).max()
+    # the LdaModel subclass reads array bags of words too, and draws its start from the model's random state
+    compiled = compiled_lda_class()
+    lda.__class__ = compiled
+    try:
+        lda.random_state = np.random.RandomState(5)
+        arrays = [ArrayBow((np.array([i for i, _ in b], dtype=np.int32), np.array([c for _, c in b], dtype=np.int32))) for b in bows]
+        again, again_sstats = lda.inference(arrays, collect_sstats=True)
+        assert np.array_equal(again, gamma) and np.array_equal(again_sstats, sstats)
+    finally:
+        lda.__class__ = compiled.__mro__[1]
+        lda.random_state = DeterministicInit()
