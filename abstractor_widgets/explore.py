@@ -91,8 +91,8 @@ _OLD_ID = re.compile(rb"/(\d{2})(\d{2})\d{3}")
 def _strings(documents: DocumentTable, name: str) -> list[bytes]:
     """One field of every document as bytes (one pass over the memory-mapped blob)."""
     blob = documents._blobs[name].tobytes()
-    offsets = np.asarray(documents._offsets[name])
-    return [blob[int(a):int(b)] for a, b in zip(offsets[:-1], offsets[1:])]
+    offsets = np.asarray(documents._offsets[name]).tolist()  # Python ints: 4x faster slicing than numpy scalars
+    return [blob[a:b] for a, b in zip(offsets, offsets[1:])]
 
 
 def _month_of(published: bytes, doc_id: bytes) -> bytes:
@@ -135,19 +135,34 @@ class Facets:
 
     @classmethod
     def from_documents(cls, documents: DocumentTable) -> Facets:
+        # dates and category lists repeat (a few thousand distinct values for millions of
+        # papers): each distinct value is parsed once
         published = _strings(documents, "published")
         ids = _strings(documents, "id")
-        month_strings = [_month_of(p, i) for p, i in zip(published, ids)]
+        dated: dict[bytes, bytes] = {}
+        month_strings = []
+        for p, i in zip(published, ids):
+            month = dated.get(p)
+            if month is None:
+                month = _month_of(p, i)
+                if month and month == p[:7]:  # from the date alone: reusable for every paper of that date
+                    dated[p] = month
+            month_strings.append(month)
         labels = sorted({m for m in month_strings if m})
         lookup = {m: k for k, m in enumerate(labels)}
         month = np.array([lookup.get(m, -1) for m in month_strings], dtype=np.int16)
         vocab: dict[bytes, int] = {}
+        parsed: dict[bytes, list[int]] = {}
         indices: list[int] = []
-        indptr = np.zeros(len(documents) + 1, dtype=np.int64)
+        lengths = np.zeros(len(documents), dtype=np.int64)
         for i, cats in enumerate(_strings(documents, "categories")):
-            for cat in dict.fromkeys(cats.split()):
-                indices.append(vocab.setdefault(cat, len(vocab)))
-            indptr[i + 1] = len(indices)
+            found = parsed.get(cats)
+            if found is None:
+                found = parsed[cats] = [vocab.setdefault(cat, len(vocab)) for cat in dict.fromkeys(cats.split())]
+            indices += found
+            lengths[i] = len(found)
+        indptr = np.zeros(len(documents) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
         cat_indices = np.asarray(indices, dtype=np.int32)
         counts = np.bincount(cat_indices, minlength=len(vocab)).astype(np.int64)
         order = np.argsort(-counts, kind="stable")

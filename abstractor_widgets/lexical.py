@@ -1042,6 +1042,11 @@ def _wrap_csr(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, shape: 
     matrix = sp.csr_matrix(shape, dtype=np.float32)
     matrix.data, matrix.indices, matrix.indptr = data, indices, indptr
     matrix.has_sorted_indices = sorted_indices
+    if sorted_indices:
+        # what every writer of these files makes (sorted, no duplicates): said up front, or
+        # scipy's first product checks it by reading all the indices (0.4 s and 730 MB of
+        # mapped pages per process at 2.7M documents)
+        matrix.has_canonical_format = True
     return matrix
 
 
