@@ -99,7 +99,7 @@ POSTING_DEPTH = 1000
 #: The candidate stage of large corpora (the staged build's): every query term, the top of
 #: each list, bounded cost. Small corpora keep the defaults (whole lists of the 20 best
 #: terms: faster below a few hundred thousand documents, ``docs/relevance.md``).
-LARGE_CORPUS_PARAMS = {"max_query_terms": 40, "posting_depth": POSTING_DEPTH, "rescore_factor": 5.0}
+LARGE_CORPUS_PARAMS = {"max_query_terms": 40, "posting_depth": POSTING_DEPTH, "rescore_factor": RESCORE_FACTOR}
 #: Positions sampled in a posting list to find the impact threshold (:meth:`LexicalIndex._depths`):
 #: 0, 1, 2, ... growing by ~25% up to 2**40.
 _SAMPLE_POSITIONS = np.unique(np.floor(1.25 ** np.arange(0, 125)).astype(np.int64)) - 1

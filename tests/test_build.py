@@ -238,8 +238,12 @@ def test_an_interrupted_lda_resumes_from_its_last_pass(tmp_path, small_snapshot,
 
 def test_ctrl_c_on_the_command_line_says_how_to_resume(tmp_path, small_snapshot):
     out = tmp_path / "model"
-    command = [sys.executable, "-m", "abstractor_widgets.cli", "train", "--corpus", str(small_snapshot), "--out", str(out),
-               "--staged", "--topics", "5", "--lda-sample", "2000", "--jobs", "1"]
+    arguments = ["train", "--corpus", str(small_snapshot), "--out", str(out), "--staged", "--topics", "5",
+                 "--lda-sample", "2000", "--jobs", "1"]
+    # Ctrl-C as in a terminal: a job started in the background of a script inherits SIGINT ignored
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from abstractor_widgets.cli import main; raise SystemExit(main(sys.argv[1:]))")
+    command = [sys.executable, "-c", code, *arguments]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     work = default_work_dir(out)
     deadline = time.monotonic() + 300
