@@ -333,8 +333,12 @@ class StagedBuild:
             logger.warning("%s: dropped %s", self.source, dropped)
         return {"n_documents": n, "dropped": dropped}
 
-    def _texts(self, name: str) -> _Texts:
-        return _Texts(self._path(f"docs.{name}.bin"), np.load(self._path(f"docs.{name}.idx.npy"), mmap_mode="r"))
+    def _documents_table(self):
+        """The records stage's files, opened as the artifact's document table (memory-mapped)."""
+        from .fileio import ListedFiles
+        from .store import DocumentTable
+
+        return DocumentTable.open(ListedFiles(self.work, DocumentTable.file_names()))
 
     # -- stage 2: phrases ---------------------------------------------------------------
     def _phrases(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -346,8 +350,8 @@ class StagedBuild:
             atomic_write_text(self._path("preprocessor.json"), json.dumps(preprocessor.to_dict()))
             return {"sample": 0, "phrases": 0}
         rows = _sample(n, self.settings.phrase_sample, self.settings.seed, sort=True)
-        texts = self._texts("text")
-        preprocessor.fit([texts[int(r)] for r in rows], n_jobs=self.settings.jobs, progress=self.progress)
+        table = self._documents_table()
+        preprocessor.fit([table.field("text", int(r)) for r in rows], n_jobs=self.settings.jobs, progress=self.progress)
         atomic_write_text(self._path("preprocessor.json"), json.dumps(preprocessor.to_dict()))
         return {"sample": len(rows), "phrases": len(preprocessor.phrases_.phrasegrams) if preprocessor.phrases_ else 0}
 
@@ -360,7 +364,7 @@ class StagedBuild:
     def _tokens(self, state: dict[str, Any]) -> dict[str, Any]:
         n = self._n(state)
         global _TOKEN_STATE
-        _TOKEN_STATE = (self._preprocessor(), self._texts("text"), self._texts("title"))
+        _TOKEN_STATE = (self._preprocessor(), self._documents_table())
         vocabulary: dict[str, int] = {}
         outputs = {kind: open(self._path(f".tokens.{kind}.bin.part"), "wb") for kind in ("text", "title")}
         lengths = {kind: np.zeros(n, dtype=np.int32) for kind in ("text", "title")}
@@ -599,10 +603,8 @@ class StagedBuild:
     def _lexical(self, state: dict[str, Any]) -> dict[str, Any]:
         if not self.settings.lexical:
             return {"built": False}
-        from .lexical import FORMAT_VERSION as LEXICAL_FORMAT
-        from .lexical import LARGE_CORPUS_PARAMS, PREFIX, LexicalIndex, impact_meta, impact_postings
+        from .lexical import LARGE_CORPUS_PARAMS, PREFIX, LexicalIndex, encode_terms, impact_postings
 
-        s = self.settings
         n = self._n(state)
         lexical = LexicalIndex(**LARGE_CORPUS_PARAMS)
         repeat = int(round(lexical.title_weight))
@@ -688,14 +690,11 @@ class StagedBuild:
         del vectors
         os.replace(self._path(f".{PREFIX}vectors.npy.part"), self._path(f"{PREFIX}vectors.npy"))
         np.save(self._path(f"{PREFIX}components.npy"), components)
-        encoded = [t.encode("utf-8", "surrogatepass") for t in terms]
-        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-        np.cumsum([len(e) for e in encoded], out=offsets[1:])
-        np.save(self._path(f"{PREFIX}terms.npy"), np.frombuffer(b"".join(encoded), dtype=np.uint8))
+        encoded, offsets = encode_terms(terms)
+        np.save(self._path(f"{PREFIX}terms.npy"), encoded)
         np.save(self._path(f"{PREFIX}term_offsets.npy"), offsets)
-        meta = {"format_version": LEXICAL_FORMAT, "params": lexical.get_params(), "n_documents": n, "n_terms": len(terms),
-                "n_documents_fit": n, "mean_length": lexical.mean_length_, **impact_meta(True)}
-        atomic_write_text(self._path(f"{PREFIX}json"), json.dumps(meta, indent=2))
+        lexical.matrix_, lexical.n_documents_fit_, lexical.impact_ordered_ = matrix, n, True
+        atomic_write_text(self._path(f"{PREFIX}json"), json.dumps(lexical._meta(), indent=2))
         return {"built": True, "terms": len(terms), "nnz": int(nnz_total), "lsa_dims": int(components.shape[1])}
 
     @staticmethod
@@ -728,7 +727,7 @@ class StagedBuild:
 
     # -- stage 8: layout ---------------------------------------------------------------------
     def _layout(self, state: dict[str, Any]) -> dict[str, Any]:
-        from .layout import MIN_MAP_DOCUMENTS, CorpusMap
+        from .layout import MIN_MAP_DOCUMENTS, CorpusMap, knn_positions
 
         n = self._n(state)
         if not self.settings.layout or n < min(MIN_MAP_DOCUMENTS, self.settings.map_sample):
@@ -765,18 +764,19 @@ class StagedBuild:
                 sims = np.einsum("ij,ikj->ik", features, reference[found])
                 best = np.argsort(-sims, axis=1, kind="stable")[:, :k]  # the k nearest of 2k, by their exact similarity
                 near, sims = np.take_along_axis(found, best, axis=1), np.take_along_axis(sims, best, axis=1)
-                coords[part] = _weighted_positions(sims, near, positions)
+                coords[part] = knn_positions(sims, near, positions)
                 bar.update(len(part))
             bar.close()
         coords.flush()
         del coords
-        os.replace(self._path(".map.coords.npy.part"), self._path("map.coords.npy"))
-        corpus_map.coords_ = np.load(self._path("map.coords.npy"), mmap_mode="r")
+        corpus_map.coords_ = np.load(self._path(".map.coords.npy.part"), mmap_mode="r")
         corpus_map.reference_rows_ = rows
         directory = self._path("map")
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir()
-        entry = _save_map_without_coords(corpus_map, directory)
+        entry = corpus_map.save_files(directory)
+        del corpus_map
+        self._path(".map.coords.npy.part").unlink()
         atomic_write_text(self._path("map.json"), json.dumps(entry))
         return {"built": True, "reference": int(len(rows))}
 
@@ -800,47 +800,16 @@ class StagedBuild:
             entries["lexical"] = {**meta["params"], "files": lexical_files}
         if state["done"]["layout"].get("built"):
             entry = json.loads(self._path("map.json").read_text(encoding="utf-8"))
-            files.update({name: self._path("map") / name for name in entry["files"] if name != "map.coords.npy"})
-            files["map.coords.npy"] = self._path("map.coords.npy")
+            files.update({name: self._path("map") / name for name in entry["files"]})
             entries["map"] = entry
-        info = {"name": self.source.name, "size": n, "sha256": self._content_hash(n),
+        info = {"name": self.source.name, "size": n, "sha256": self._documents_table().content_hash(),
                 "build": {"stages": {k: v.get("seconds") for k, v in state["done"].items()},
                           "settings": self.settings.identity(), "dropped": state["done"]["records"]["dropped"]}}
         save_prebuilt(self.out, model, index, n, files, entries, corpus_info=info)
         return {"out": str(self.out)}
 
-    def _content_hash(self, n: int) -> str:
-        """``Corpus.content_hash`` of the documents, from the blobs (no Document objects)."""
-        import hashlib
-
-        digest = hashlib.sha256()
-        ids, texts = self._texts("id"), self._texts("text")
-        for row in range(n):
-            digest.update(ids.raw(row))
-            digest.update(b"\x00")
-            digest.update(texts.raw(row))
-            digest.update(b"\x01")
-        return digest.hexdigest()
-
 
 # -- helpers -------------------------------------------------------------------------------
-class _Texts:
-    """One field of the records stage's blobs: ``texts[row]`` decodes one document's value."""
-
-    def __init__(self, path: Path, offsets: np.ndarray) -> None:
-        self.blob = np.memmap(path, dtype=np.uint8, mode="r") if offsets[-1] else np.zeros(0, dtype=np.uint8)
-        self.offsets = offsets
-
-    def raw(self, row: int) -> bytes:
-        return self.blob[int(self.offsets[row]):int(self.offsets[row + 1])].tobytes()
-
-    def __getitem__(self, row: int) -> str:
-        return self.raw(row).decode("utf-8", "surrogatepass")
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-
 class _Bows:
     """The bag-of-words CSR arrays (memory-mapped)."""
 
@@ -921,12 +890,12 @@ _INFER_STATE: Any = None
 
 def _tokenize_task(task: tuple[int, int]) -> tuple[int, list[str], dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Word ids (local to this task) of the abstracts and titles of rows start..stop."""
-    preprocessor, texts, titles = _TOKEN_STATE
+    preprocessor, table = _TOKEN_STATE
     start, stop = task
     local: dict[str, int] = {}
     parts = {}
-    for kind, source in (("text", texts), ("title", titles)):
-        words = preprocessor.transform([source[row] for row in range(start, stop)], n_jobs=1)
+    for kind in ("text", "title"):
+        words = preprocessor.transform([table.field(kind, row) for row in range(start, stop)], n_jobs=1)
         counts = np.fromiter((len(w) for w in words), dtype=np.int32, count=len(words))
         ids = np.fromiter((local.setdefault(word, len(local)) for doc in words for word in doc), dtype=np.int32,
                           count=int(counts.sum()))
@@ -941,23 +910,3 @@ def _infer_task(task: tuple[int, int]) -> tuple[int, np.ndarray]:
     start, stop = task
     gamma, _ = estep(lda, bows.indptr[start:stop + 1], bows.indices, bows.counts)  # gamma starts at 1: DeterministicInit
     return start, (gamma / gamma.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def _weighted_positions(sims: np.ndarray, near: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """``CorpusMap.place``'s weighting: exp((s - s_max) / spread * 3) over the k neighbours."""
-    spread = np.maximum(sims.max(axis=1, keepdims=True) - sims.min(axis=1, keepdims=True), 1e-3)
-    weights = np.exp((sims - sims.max(axis=1, keepdims=True)) / spread * 3.0)
-    weights /= weights.sum(axis=1, keepdims=True)
-    return np.einsum("ij,ijk->ik", weights, positions[near]).astype(np.float32)
-
-
-def _save_map_without_coords(corpus_map, directory: Path) -> dict[str, Any]:
-    """The map's files but its (N, 2) coordinates, already written by the stage; returns the entry."""
-    coords = corpus_map.coords_
-    corpus_map.coords_ = np.zeros((len(coords), 2), dtype=np.float32)  # placeholder written, then dropped
-    try:
-        entry = corpus_map.save_files(directory)
-    finally:
-        corpus_map.coords_ = coords
-    (directory / "map.coords.npy").unlink()
-    return entry

@@ -389,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     staged.add_argument("--in-memory", dest="staged", action="store_false", help="train in memory whatever the size")
     staged.add_argument("--work-dir", type=Path, default=None, help="where the stages' files go (default: .NAME.build beside --out)")
     staged.add_argument("--restart", action="store_true", help="discard an earlier unfinished build and start over")
-    staged.add_argument("--lda-sample", type=_positive, default=None, help="papers LDA is trained on (default 400,000)")
+    staged.add_argument("--lda-sample", type=_positive, default=None, help="papers LDA is trained on (default 1,000,000)")
     staged.add_argument("--jobs", type=_positive, default=None, help="worker processes (default: all cores)")
     train.set_defaults(func=_cmd_train)
 

@@ -42,7 +42,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CorpusMap", "MAP_FILES", "MIN_MAP_DOCUMENTS"]
+__all__ = ["CorpusMap", "MAP_FILES", "MIN_MAP_DOCUMENTS", "knn_positions"]
 
 COORDS_FILE = "map.coords.npy"
 REFERENCE_FILE = "map.reference.npy"
@@ -58,6 +58,16 @@ SEARCH_CANDIDATES = 128
 #: Abstractor.train builds the map by default from this many documents up (below, a
 #: layout is quick to add with build_map(); small test corpora skip its ~30 s JIT warm-up).
 MIN_MAP_DOCUMENTS = 5000
+
+
+def knn_positions(sims: np.ndarray, near: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Positions (n, 2) of points whose ``k`` nearest reference papers are ``near`` (n, k), at
+    similarities ``sims`` (n, k): the mean of their ``positions``, weighted by
+    ``exp((s - s_max) / spread * 3)``, spread = how far the k-th neighbour is."""
+    spread = np.maximum(sims.max(axis=1, keepdims=True) - sims.min(axis=1, keepdims=True), 1e-3)
+    weights = np.exp((sims - sims.max(axis=1, keepdims=True)) / spread * 3.0)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return np.einsum("ij,ijk->ik", weights, positions[near]).astype(np.float32)
 
 
 class CorpusMap:
@@ -212,12 +222,7 @@ class CorpusMap:
             part = features[start:start + block]
             dots = part @ reference.T if len(part) > 1 else (reference @ part[0])[None, :]
             near = np.argpartition(-dots, k - 1, axis=1)[:, :k]
-            sims = np.take_along_axis(dots, near, axis=1)
-            # weights: exp((s - s_max) / spread), spread = how far the k-th neighbour is
-            spread = np.maximum(sims.max(axis=1, keepdims=True) - sims.min(axis=1, keepdims=True), 1e-3)
-            weights = np.exp((sims - sims.max(axis=1, keepdims=True)) / spread * 3.0)
-            weights /= weights.sum(axis=1, keepdims=True)
-            out[start:start + block] = np.einsum("ij,ijk->ik", weights, positions[near])
+            out[start:start + block] = knn_positions(np.take_along_axis(dots, near, axis=1), near, positions)
         return out
 
     def place_one(self, feature: np.ndarray) -> tuple[float, float]:

@@ -704,16 +704,14 @@ class LexicalIndex:
                 "mean_length": self.mean_length_, **impact_meta(self.impact_ordered_)}
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        encoded = [t.encode("utf-8", "surrogatepass") for t in self.terms_]
-        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-        np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        terms, offsets = encode_terms(self.terms_)
         m, t = self.matrix_, self.postings_
         return {
             "data": np.asarray(m.data, dtype=np.float32), "indices": np.asarray(m.indices), "indptr": np.asarray(m.indptr),
             "counts": np.asarray(self.counts_, dtype=np.uint16),
             "t_data": np.asarray(t.data, dtype=np.float32), "t_indices": np.asarray(t.indices), "t_indptr": np.asarray(t.indptr),
             "idf": np.asarray(self.idf_, dtype=np.float32), "lengths": np.asarray(self.lengths_, dtype=np.float32),
-            "terms": np.frombuffer(b"".join(encoded), dtype=np.uint8), "term_offsets": offsets,
+            "terms": terms, "term_offsets": offsets,
             "components": np.asarray(self.components_, dtype=np.float32), "vectors": np.asarray(self.vectors_, dtype=np.float32),
         }
 
@@ -1030,6 +1028,14 @@ def _sort_block(data: np.ndarray, indices: np.ndarray, lengths: np.ndarray, row_
     ascending = ~(key >> shift).astype(np.uint32)  # (the cast keeps the low 32 bits: the weight)
     del key
     data[:] = np.where(ascending >> np.uint32(31) != 0, ascending & np.uint32(0x7FFFFFFF), ~ascending).view(np.float32)
+
+
+def encode_terms(terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The vocabulary as saved: its UTF-8 bytes (uint8) and the offsets of each term (int64)."""
+    encoded = [t.encode("utf-8", "surrogatepass") for t in terms]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    return np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets
 
 
 def _wrap_csr(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, shape: tuple[int, int],

@@ -620,7 +620,7 @@ def estep(lda: Any, indptr: np.ndarray, indices: np.ndarray, counts: np.ndarray,
     update: a document stops when the mean absolute change of its gamma is under
     ``gamma_threshold``, or after ``iterations``), the same digamma approximation as
     gensim's compiled one (AS 103), float32 like the model: mixtures agree with gensim's to ~1e-6.
-    It runs about 10x faster than gensim's Python loop over documents, which is what lets
+    It runs about 9x faster than gensim's Python loop over documents, which is what lets
     :mod:`abstractor_widgets.build` infer (and train on) millions of papers.
 
     Parameters
@@ -700,6 +700,16 @@ def _estep_kernel() -> Any:
             out[k] = np.float32(np.exp(np.float32(digamma(gammad[k]) - psi_total)))
 
     @numba.njit(nogil=True)
+    def normalizers(exp_theta, beta_t, indices, a, eps, out):
+        # phinorm[j] = sum_k exp(E[log theta_k]) * exp(E[log beta_k,w_j]) (+ eps, as gensim)
+        for j in range(out.shape[0]):
+            row = beta_t[indices[a + j]]
+            acc = np.float32(0.0)
+            for t in range(exp_theta.shape[0]):
+                acc += exp_theta[t] * row[t]
+            out[j] = acc + eps
+
+    @numba.njit(nogil=True)
     def kernel(beta_t, alpha, indptr, indices, counts, gamma, iterations, threshold, collect, sstats_t):
         n, k = gamma.shape
         eps = np.float32(np.finfo(np.float32).eps)
@@ -712,12 +722,7 @@ def _estep_kernel() -> Any:
             phinorm = np.empty(m, dtype=np.float32)
             gammad = gamma[d]
             expectation(gammad, exp_theta)
-            for j in range(m):
-                row = beta_t[indices[a + j]]
-                acc = np.float32(0.0)
-                for t in range(k):
-                    acc += exp_theta[t] * row[t]
-                phinorm[j] = acc + eps
+            normalizers(exp_theta, beta_t, indices, a, eps, phinorm)
             for _ in range(iterations):
                 for t in range(k):
                     last[t] = gammad[t]
@@ -730,12 +735,7 @@ def _estep_kernel() -> Any:
                 for t in range(k):
                     gammad[t] = alpha[t] + exp_theta[t] * sums[t]
                 expectation(gammad, exp_theta)
-                for j in range(m):
-                    row = beta_t[indices[a + j]]
-                    acc = np.float32(0.0)
-                    for t in range(k):
-                        acc += exp_theta[t] * row[t]
-                    phinorm[j] = acc + eps
+                normalizers(exp_theta, beta_t, indices, a, eps, phinorm)
                 change = 0.0
                 for t in range(k):
                     change += abs(gammad[t] - last[t])
@@ -757,17 +757,17 @@ class ArrayBow(tuple):
 
 
 def bows_to_csr(bows: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bags of words (gensim's lists of ``(id, count)``, or :class:`ArrayBow`) as CSR arrays
-    ``(indptr, indices, counts)``."""
-    lengths = np.fromiter((len(b[0]) if isinstance(b, ArrayBow) else len(b) for b in bows), dtype=np.int64, count=len(bows))
-    indptr = np.zeros(len(bows) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=indptr[1:])
+    """Bags of words as CSR arrays ``(indptr, indices, counts)``: gensim's lists of ``(id, count)``
+    (through ``gensim.matutils.corpus2csc``), or :class:`ArrayBow` pairs of arrays."""
     if bows and all(isinstance(b, ArrayBow) for b in bows):
+        indptr = np.zeros(len(bows) + 1, dtype=np.int64)
+        np.cumsum([len(b[0]) for b in bows], out=indptr[1:])
         return indptr, np.concatenate([b[0] for b in bows]).astype(np.int64), np.concatenate([b[1] for b in bows]).astype(np.float32)
-    pairs = [pair for b in bows for pair in (zip(*b) if isinstance(b, ArrayBow) else b)]
-    indices = np.fromiter((i for i, _ in pairs), dtype=np.int64, count=len(pairs))
-    counts = np.fromiter((c for _, c in pairs), dtype=np.float32, count=len(pairs))
-    return indptr, indices, counts
+    from gensim.matutils import corpus2csc
+
+    columns = corpus2csc(bows, num_terms=1 + max((i for b in bows for i, _ in b), default=0), num_docs=len(bows),
+                         dtype=np.float32)  # one column per document: its indptr/indices are the CSR rows
+    return columns.indptr.astype(np.int64), columns.indices.astype(np.int64), columns.data
 
 
 def compiled_lda_class() -> type:

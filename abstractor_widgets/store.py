@@ -240,18 +240,22 @@ class DocumentTable:
 
     def position(self, doc_id: str) -> int:
         """Row of ``doc_id`` (binary search); ``KeyError`` if absent."""
+        at = self.insertion_point(doc_id)
+        if at < len(self) and self.field("id", int(self._id_order[at])) == doc_id:
+            return int(self._id_order[at])
+        raise KeyError(f"unknown document id {doc_id!r}")
+
+    def insertion_point(self, doc_id: str) -> int:
+        """Where ``doc_id`` stands or would stand in the sorted id order (binary search)."""
         lo, hi = 0, len(self)
         order = self._id_order
         while lo < hi:
             mid = (lo + hi) // 2
-            value = self.field("id", int(order[mid]))
-            if value < doc_id:
+            if self.field("id", int(order[mid])) < doc_id:
                 lo = mid + 1
             else:
                 hi = mid
-        if lo < len(self) and self.field("id", int(order[lo])) == doc_id:
-            return int(order[lo])
-        raise KeyError(f"unknown document id {doc_id!r}")
+        return lo
 
     def __contains__(self, doc_id: object) -> bool:
         try:
@@ -289,7 +293,7 @@ class AppendedDocuments:
         # the id order: the old (sorted) order with the new rows inserted where their ids belong
         start = len(table)
         new_order = sorted(range(len(self.new)), key=lambda i: self.new[i].id)
-        positions = np.fromiter((_insertion_point(table, self.new[i].id) for i in new_order), dtype=np.int64,
+        positions = np.fromiter((table.insertion_point(self.new[i].id) for i in new_order), dtype=np.int64,
                                 count=len(new_order))
         order = np.insert(np.asarray(table._id_order, dtype=np.int64), positions, np.asarray(new_order, dtype=np.int64) + start)
         np.save(directory / "docs.id_order.npy", order)
@@ -317,19 +321,6 @@ def _hash_rows(digest: Any, table: DocumentTable) -> None:
         update(b"\x00")
         update(texts[text_offsets[row]:text_offsets[row + 1]])
         update(b"\x01")
-
-
-def _insertion_point(table: DocumentTable, doc_id: str) -> int:
-    """Where ``doc_id`` goes in the table's sorted id order (binary search)."""
-    lo, hi = 0, len(table)
-    order = table._id_order
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if table.field("id", int(order[mid])) < doc_id:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
 
 
 # -- artifacts ----------------------------------------------------------------------
@@ -423,9 +414,9 @@ def save_artifacts(
             index_entry = index.save_files(tmp)
             if isinstance(documents, AppendedDocuments):
                 document_files = documents.write(tmp)
+            elif isinstance(documents, DocumentTable):
+                document_files = DocumentTable.write([documents[i] for i in range(len(documents))], tmp)
             else:
-                if isinstance(documents, DocumentTable):
-                    documents = [documents[i] for i in range(len(documents))]
                 document_files = DocumentTable.write(documents, tmp)
             lexical_entry = None
             if lexical is not None:

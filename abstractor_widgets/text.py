@@ -28,7 +28,7 @@ import os
 import re
 import sys
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 logger = logging.getLogger(__name__)
@@ -251,14 +251,9 @@ class Tokenizer:
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, not {type(text).__name__}")
         tokens: list[Token] = []
-        position = 0
-        mask = _MASK_WITH_EMAIL if "@" in text else _MASK
-        for masked in mask.finditer(text):
-            _words(text, position, masked.start(), self, tokens)
-            position = masked.end()
-        _words(text, position, len(text), self, tokens)
+        for start, end in _unmasked(text):
+            _words(text, start, end, self, tokens)
         return tokens
-
 
     def words(self, text: str) -> list[str]:
         """The normalised words of ``text`` without offsets: ``[t.text for t in tokenize(text)]``,
@@ -272,11 +267,8 @@ class Tokenizer:
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, not {type(text).__name__}")
         pieces = []
-        position = 0
-        for masked in (_MASK_WITH_EMAIL if "@" in text else _MASK).finditer(text):
-            pieces += _WORD.findall(text, position, masked.start())
-            position = masked.end()
-        pieces += _WORD.findall(text, position)
+        for start, end in _unmasked(text):
+            pieces += _WORD.findall(text, start, end)
         cached, normalize, out = self._cache.get, self.normalize, []
         for word in pieces:
             norm = cached(word, _MISSING)
@@ -289,6 +281,15 @@ class Tokenizer:
 
 _MISSING = object()
 _new_token = tuple.__new__
+
+
+def _unmasked(text: str) -> Iterator[tuple[int, int]]:
+    """The ``(start, end)`` stretches of ``text`` between masked spans (LaTeX, URLs, citations, e-mail)."""
+    position = 0
+    for masked in (_MASK_WITH_EMAIL if "@" in text else _MASK).finditer(text):
+        yield position, masked.start()
+        position = masked.end()
+    yield position, len(text)
 
 
 def _words(text: str, start: int, end: int, tokenizer: Tokenizer, out: list[Token]) -> None:

@@ -174,7 +174,7 @@ def disk_usage(path: Path) -> dict[str, Any]:
 
 
 def update_records(count: int, taken: Any, seed: int = 99) -> Path:
-    """``count`` new papers in the snapshot's format, with ids no model holds (``2612.9xxxx``)."""
+    """``count`` new papers in the snapshot's format, with ids no model holds (``2612.90000`` on)."""
     from benchmarks import make_snapshot
 
     directory = Path(tempfile.mkdtemp(prefix="abstractor-scale-"))
@@ -184,7 +184,7 @@ def update_records(count: int, taken: Any, seed: int = 99) -> Path:
     with open(raw, encoding="utf-8") as source, open(out, "w", encoding="utf-8") as target:
         for i, line in enumerate(source):
             record = json.loads(line)
-            record["id"] = f"2612.9{i:04d}" if count <= 10_000 else f"2612.{90000 + i}"
+            record["id"] = f"2612.{90000 + i}"
             if any(record["id"] in model.documents for model in taken):
                 raise SystemExit(f"update id {record['id']} already in a model")
             target.write(json.dumps(record, ensure_ascii=False) + "\n")
