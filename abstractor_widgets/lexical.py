@@ -65,10 +65,12 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -495,15 +497,20 @@ class LexicalIndex:
     def _gather(self, cols: np.ndarray, weights: np.ndarray, depths: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """(rows, weight products) of the first ``depths[i]`` entries (``None``: all) of the
         posting list of term ``cols[i]``, concatenated term by term."""
-        indptr, indices, data = self.postings_.indptr, self.postings_.indices, self.postings_.data
-        starts = np.asarray(indptr[cols], dtype=np.int64)
-        ends = np.asarray(indptr[cols + 1], dtype=np.int64)
-        if depths is not None:
-            ends = np.minimum(ends, starts + depths)
+        indices, data = self.postings_.indices, self.postings_.data
+        starts, ends = self._spans(cols, depths)
         starts_, ends_ = starts.tolist(), ends.tolist()
         rows = np.concatenate([indices[s:e] for s, e in zip(starts_, ends_)])
         values = np.concatenate([data[s:e] for s, e in zip(starts_, ends_)]) * np.repeat(weights, ends - starts)
         return rows, values
+
+    def _spans(self, cols: np.ndarray, depths: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """``(starts, ends)``: where the entries read of each term's posting list are in
+        ``postings_`` (its first ``depths[i]`` entries; ``None``: all of them)."""
+        indptr = self.postings_.indptr
+        starts = np.asarray(indptr[cols], dtype=np.int64)
+        ends = np.asarray(indptr[cols + 1], dtype=np.int64)
+        return starts, (ends if depths is None else np.minimum(ends, starts + depths))
 
     def _depths(self, cols: np.ndarray, weights: np.ndarray, lengths: np.ndarray, budget: int) -> np.ndarray:
         """How many entries to read from the top of each term's (impact-ordered) posting
@@ -599,16 +606,37 @@ class LexicalIndex:
             found = _best(scores, k)
             rows, partial = found, scores[found]
         else:  # the top of each list into a sparse accumulator: cost bounded by the budget
-            rows, values = self._gather(cols, weights, depths)
-            unique, scores = _sum_by_row(rows, values)
-            if excluded.size:
-                at = np.minimum(np.searchsorted(unique, excluded), len(unique) - 1)
-                scores[at[unique[at] == excluded]] = 0.0
+            unique, scores = self._sum_top(cols, weights, depths, excluded)
             found = _best(scores, k, unique)
             rows, partial = unique[found], scores[found]
         read = int(lengths.sum()) if depths is None else int(depths.sum())
         partial = np.minimum(partial, 1.0).astype(np.float32) if exact else partial
         return Candidates(np.asarray(rows, dtype=np.int64), partial, exact, read, len(cols))
+
+    def _sum_top(self, cols: np.ndarray, weights: np.ndarray, depths: np.ndarray | None,
+                 excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(distinct rows, float64 partial scores) of the first ``depths[i]`` entries of each
+        term's posting list (``None``: all), rows in ``excluded`` left out.
+
+        Compiled (:func:`abstractor_widgets._compiled.sum_postings`: the entries partitioned
+        by blocks of rows, each block summed in a small dense array) when numba is
+        importable, else :func:`_sum_by_row` (a sort of them): the same rows and the same
+        float64 sums. The compiled result is a view of this thread's work arrays, valid
+        until its next call.
+        """
+        summer = _compiled_sum()
+        if summer is not None:
+            starts, ends = self._spans(cols, depths)
+            work = _WORK.arrays(int((ends - starts).sum()))
+            found = summer(self.postings_.indices, self.postings_.data, starts, ends,
+                           np.asarray(weights, dtype=np.float32), excluded, len(self), *work)
+            return work[2][:found], work[3][:found]
+        rows, values = self._gather(cols, weights, depths)
+        unique, scores = _sum_by_row(rows, values)
+        if excluded.size:
+            at = np.minimum(np.searchsorted(unique, excluded), len(unique) - 1)
+            scores[at[unique[at] == excluded]] = 0.0
+        return unique, scores
 
     def _rescore(self, rows: np.ndarray, cols: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Exact scores of documents ``rows`` for the query (cols, weights)."""
@@ -1054,6 +1082,40 @@ def _wrap_csr(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, shape: 
         # mapped pages per process at 2.7M documents)
         matrix.has_canonical_format = True
     return matrix
+
+
+class _WorkArrays(threading.local):
+    """Per thread, the work arrays of :func:`abstractor_widgets._compiled.sum_postings`,
+    grown as needed and reused: a query reads up to ``terms x posting_depth`` entries
+    (40,000 by default at 2.7M papers), and fresh arrays of that size would be fresh pages
+    to fault in on every query (about 0.7 ms, more than the sums)."""
+
+    def __init__(self) -> None:
+        self.size = -1
+        self.work: tuple[np.ndarray, ...] = ()
+
+    def arrays(self, entries: int) -> tuple[np.ndarray, ...]:
+        if entries > self.size:
+            from ._compiled import BLOCK_BITS
+
+            self.size = max(entries, 2 * self.size, 1024)
+            self.work = (np.empty(self.size, np.int32), np.empty(self.size, np.float32), np.empty(self.size, np.int64),
+                         np.empty(self.size, np.float64), np.full(1 << BLOCK_BITS, -1, np.int64))
+        return self.work
+
+
+_WORK = _WorkArrays()
+
+
+@functools.cache
+def _compiled_sum() -> Any:
+    """:func:`abstractor_widgets._compiled.sum_postings`, or ``None`` without numba."""
+    try:
+        from ._compiled import sum_postings
+    except ImportError:  # numba is a dependency; a broken install still answers, slower
+        logger.warning("numba is not importable: the candidate stage sums by sorting (slower)")
+        return None
+    return sum_postings
 
 
 def _sum_by_row(rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

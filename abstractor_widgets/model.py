@@ -432,7 +432,10 @@ class TopicModel:
         ids = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
         cts = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
         lda = self.lda_
-        gamma, _ = lda.inference([list(zip(ids.tolist(), cts.tolist()))])
+        if getattr(lda, "e_step", "gensim") == "compiled":  # the E-step that inferred the corpus's mixtures
+            gamma, _ = estep(lda, np.array([0, len(ids)], dtype=np.int64), ids, cts)
+        else:
+            gamma, _ = lda.inference([list(zip(ids.tolist(), cts.tolist()))])
         gammad = gamma[0]
         doc = (gammad / gammad.sum()).astype(np.float32)
         exp_elog_theta = np.exp(_dirichlet_expectation(gammad))
@@ -489,7 +492,7 @@ class TopicModel:
             "gamma_threshold": float(lda.gamma_threshold), "minimum_probability": float(lda.minimum_probability),
             "minimum_phi_value": float(lda.minimum_phi_value), "num_updates": int(lda.num_updates),
             "optimize_alpha": bool(lda.optimize_alpha), "optimize_eta": bool(lda.optimize_eta),
-            "state_numdocs": int(lda.state.numdocs)})
+            "state_numdocs": int(lda.state.numdocs), "e_step": getattr(lda, "e_step", "gensim")})
         arrays = {"expElogbeta": lda.expElogbeta, "sstats": lda.state.sstats, "alpha": lda.alpha, "eta": lda.eta}
         for name, array in arrays.items():
             np.save(directory / f"lda.{name}.npy", np.ascontiguousarray(array, dtype=lda.dtype), allow_pickle=False)
@@ -541,6 +544,8 @@ class TopicModel:
         meta = files.json("lda.json")
         if not isinstance(meta, dict) or meta.get("dtype") not in ("float32", "float64"):
             raise ValueError("lda.json: not an LDA settings object")
+        if meta.get("e_step", "gensim") not in ("gensim", "compiled"):
+            raise ValueError(f"lda.json: unknown e_step {str(meta.get('e_step'))[:40]!r} (expected 'gensim' or 'compiled')")
         dtype = np.dtype(meta["dtype"]).type
         k = int(meta["num_topics"])
         arrays = {name: files.array(f"lda.{name}.npy", mmap=mmap and name in ("expElogbeta", "sstats"))
@@ -571,6 +576,8 @@ class TopicModel:
         lda.state.sstats = arrays["sstats"]
         lda.state.numdocs = int(meta["state_numdocs"])
         lda.expElogbeta = arrays["expElogbeta"]
+        if meta.get("e_step") == "compiled":  # its documents were inferred by estep: so are its queries
+            lda.__class__ = compiled_lda_class()
         doc_topics = files.array("doc_topics.npy", mmap=mmap)
         if doc_topics.ndim != 2 or doc_topics.shape[1] != k:
             raise ValueError(f"doc_topics.npy has shape {doc_topics.shape}, expected (n, {k})")
@@ -667,89 +674,10 @@ def _beta_t(lda: Any) -> np.ndarray:
     return cached[1]
 
 
-_KERNEL: Any = None
-
-
 def _estep_kernel() -> Any:
-    global _KERNEL
-    if _KERNEL is not None:
-        return _KERNEL
-    import numba
+    from ._compiled import estep_kernel  # numba, imported and compiled (or loaded from its cache) on first use
 
-    @numba.njit(nogil=True)  # compiled once per process (~2 s); no cache files in the package
-    def digamma(x: float) -> float:
-        # gensim's _matutils.pyx _digamma (Bernardo's AS 103): recurrence to x >= 8.5, then Stirling
-        if x <= 0.000001:
-            return -0.57721566490153286060 - 1.0 / x + 1.6449340668482264365 * x
-        value = 0.0
-        while x < 8.5:
-            value -= 1.0 / x
-            x += 1.0
-        r = 1.0 / x
-        value += np.log(x) - 0.5 * r
-        r = r * r
-        return value - r * (1.0 / 12.0 - r * (1.0 / 120.0 - r * (1.0 / 252.0 - r * (1.0 / 240.0 - r * (1.0 / 132.0)))))
-
-    @numba.njit(nogil=True)
-    def expectation(gammad, out):
-        total = 0.0
-        for k in range(gammad.shape[0]):
-            total += gammad[k]
-        psi_total = digamma(total)
-        for k in range(gammad.shape[0]):
-            out[k] = np.float32(np.exp(np.float32(digamma(gammad[k]) - psi_total)))
-
-    @numba.njit(nogil=True)
-    def normalizers(exp_theta, beta_t, indices, a, eps, out):
-        # phinorm[j] = sum_k exp(E[log theta_k]) * exp(E[log beta_k,w_j]) (+ eps, as gensim)
-        for j in range(out.shape[0]):
-            row = beta_t[indices[a + j]]
-            acc = np.float32(0.0)
-            for t in range(exp_theta.shape[0]):
-                acc += exp_theta[t] * row[t]
-            out[j] = acc + eps
-
-    @numba.njit(nogil=True)
-    def kernel(beta_t, alpha, indptr, indices, counts, gamma, iterations, threshold, collect, sstats_t):
-        n, k = gamma.shape
-        eps = np.float32(np.finfo(np.float32).eps)
-        exp_theta = np.empty(k, dtype=np.float32)
-        last = np.empty(k, dtype=np.float32)
-        sums = np.empty(k, dtype=np.float32)
-        for d in range(n):
-            a, b = indptr[d], indptr[d + 1]
-            m = b - a
-            phinorm = np.empty(m, dtype=np.float32)
-            gammad = gamma[d]
-            expectation(gammad, exp_theta)
-            normalizers(exp_theta, beta_t, indices, a, eps, phinorm)
-            for _ in range(iterations):
-                for t in range(k):
-                    last[t] = gammad[t]
-                    sums[t] = 0.0
-                for j in range(m):
-                    weight = counts[a + j] / phinorm[j]
-                    row = beta_t[indices[a + j]]
-                    for t in range(k):
-                        sums[t] += weight * row[t]
-                for t in range(k):
-                    gammad[t] = alpha[t] + exp_theta[t] * sums[t]
-                expectation(gammad, exp_theta)
-                normalizers(exp_theta, beta_t, indices, a, eps, phinorm)
-                change = 0.0
-                for t in range(k):
-                    change += abs(gammad[t] - last[t])
-                if change / k < threshold:
-                    break
-            if collect:
-                for j in range(m):
-                    weight = counts[a + j] / phinorm[j]
-                    target = sstats_t[indices[a + j]]
-                    for t in range(k):
-                        target[t] += exp_theta[t] * weight
-
-    _KERNEL = kernel
-    return kernel
+    return estep_kernel
 
 
 class ArrayBow(tuple):
@@ -777,7 +705,10 @@ def compiled_lda_class() -> type:
         from gensim.models import LdaModel
 
         class CompiledLdaModel(LdaModel):
-            """gensim's LdaModel with the compiled E-step (:func:`estep`)."""
+            """gensim's LdaModel with the compiled E-step (:func:`estep`); saved with
+            ``"e_step": "compiled"``, so that a loaded model infers queries as it inferred its corpus."""
+
+            e_step = "compiled"
 
             def inference(self, chunk, collect_sstats=False):  # noqa: D102 (gensim's signature)
                 indptr, indices, counts = bows_to_csr(list(chunk))

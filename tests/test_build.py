@@ -127,10 +127,14 @@ def test_the_build_keeps_every_record_of_every_category(reference, snapshot):
 # -- query ----------------------------------------------------------------------------------
 def test_the_built_model_answers_queries(reference):
     model = Abstractor.load(reference)
+    # its queries are inferred by the E-step that inferred its documents (the compiled one)
+    assert type(model.model.lda_).__name__ == "CompiledLdaModel"
     for row in (0, 1234, N_BUILD - 1):
         doc = model.documents[row]
         hits = model.similar(doc.text, n=5)
         assert hits[0]["id"] == doc.id
+        # a paper's own text infers its stored mixture again
+        assert np.abs(model.model.analyze(doc.text)[0] - model.model.doc_topics_[row]).max() < 1e-3
         spans = model.colorize(doc.text)
         assert any(span["topic"] is not None for span in spans)
 

@@ -140,14 +140,14 @@ def test_cost_bounded_whatever_the_corpus_size(depth, max_terms, monkeypatch):
     """Entries read (counted where they are gathered) <= terms x depth, for 1x, 4x and 16x
     the documents; the exhaustive stage reads more and more."""
     gathered: list[int] = []
-    original = LexicalIndex._gather
+    original = LexicalIndex._spans
 
-    def counting(self, cols, weights, depths):
-        rows, values = original(self, cols, weights, depths)
-        gathered.append(len(rows))
-        return rows, values
+    def counting(self, cols, depths):
+        starts, ends = original(self, cols, depths)
+        gathered.append(int((ends - starts).sum()))
+        return starts, ends
 
-    monkeypatch.setattr(LexicalIndex, "_gather", counting)
+    monkeypatch.setattr(LexicalIndex, "_spans", counting)
     base = zipf_docs(250, seed=1)
     exhaustive_reads = []
     for copies in (1, 4, 16):
@@ -298,3 +298,52 @@ def test_impact_meta_is_what_save_writes(docs, tmp_path):
     meta = json.loads((tmp_path / "lexical.json").read_text())
     assert impact_meta() == {"postings": meta["postings"]} == {"postings": "impact"}
     assert impact_meta(False) == {"postings": "row"}
+
+
+# -- the compiled accumulator ---------------------------------------------------------------------
+def test_compiled_sums_equal_the_sorting_sums():
+    """_compiled.sum_postings (blocks of rows, reused work arrays) gives the rows and the float64
+    sums, bit for bit, of the numpy accumulator it replaces, over lists that cross blocks,
+    repeat rows, are empty, and with excluded rows; calls of growing and shrinking sizes share
+    the work arrays without leaking sums into each other."""
+    from abstractor_widgets import lexical
+    from abstractor_widgets._compiled import BLOCK_BITS, sum_postings
+
+    rng = np.random.default_rng(7)
+    n_rows = 5 * (1 << BLOCK_BITS) + 123
+    for n_terms, length in ((12, 400), (40, 1000), (3, 5), (5, 0), (30, 50)):
+        lengths = rng.integers(0, length + 1, n_terms) if length else np.zeros(n_terms, dtype=np.int64)
+        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        pool = rng.integers(0, n_rows, max(n_rows // 50, 1))  # few distinct rows: many repeats across lists
+        indices = rng.choice(pool, int(indptr[-1])).astype(np.int32)
+        data = rng.random(int(indptr[-1]), dtype=np.float32)
+        weights = rng.random(n_terms, dtype=np.float32)
+        starts, ends = indptr[:-1], indptr[:-1] + rng.integers(0, lengths + 1)  # a prefix of each list
+        excluded = np.unique(indices[:3]).astype(np.int64)
+        rows = np.concatenate([indices[s:e] for s, e in zip(starts, ends)] + [np.zeros(0, np.int32)])
+        values = np.concatenate([data[s:e] for s, e in zip(starts, ends)] + [np.zeros(0, np.float32)])
+        values = values * np.repeat(weights, ends - starts)
+        expected_rows, expected_sums = lexical._sum_by_row(rows, values)
+        keep = ~np.isin(expected_rows, excluded)
+        work = lexical._WORK.arrays(int((ends - starts).sum()))
+        found = sum_postings(indices, data, starts, ends, weights, excluded, n_rows, *work)
+        got_rows, got_sums = work[2][:found], work[3][:found]
+        assert len(set(got_rows.tolist())) == found
+        order = np.argsort(got_rows)
+        np.testing.assert_array_equal(got_rows[order], expected_rows[keep])
+        assert got_sums[order].tobytes() == expected_sums[keep].tobytes()  # bit for bit
+        assert (work[4] == -1).all()  # the stamps are left clean for the next call
+
+
+def test_compiled_and_numpy_candidate_stages_agree(docs, monkeypatch):
+    """The same candidates and partial scores with and without numba."""
+    from abstractor_widgets import lexical
+
+    lex = LexicalIndex(min_df=1, max_df=1.0, n_components=0, posting_depth=5, max_query_terms=12).fit(docs)
+    queries = [lex.row(q) for q in range(0, len(docs), 11)]
+    compiled = [lex.candidates(query, 10, exclude_rows=(q * 11,)) for q, query in enumerate(queries)]
+    monkeypatch.setattr(lexical, "_compiled_sum", lambda: None)
+    for q, (query, found) in enumerate(zip(queries, compiled)):
+        again = lex.candidates(query, 10, exclude_rows=(q * 11,))
+        assert not found.exact and found.entries_read == again.entries_read
+        assert dict(zip(found.rows.tolist(), found.scores.tolist())) == dict(zip(again.rows.tolist(), again.scores.tolist()))

@@ -288,3 +288,46 @@ def test_compiled_estep_agrees_with_gensim(synthetic_abstractor, synthetic_corpu
     finally:
         lda.__class__ = compiled.__mro__[1]
         lda.random_state = DeterministicInit()
+
+
+def test_a_model_inferred_by_the_compiled_e_step_infers_its_queries_with_it(synthetic_artifact, synthetic_corpus, tmp_path):
+    """lda.json's "e_step": saved from the LDA's class, restored at load, used by analyze; the
+    mixtures stay gensim's within the E-step's tolerance; an unknown value is refused."""
+    import json
+
+    from abstractor_widgets import Abstractor
+    from abstractor_widgets.model import compiled_lda_class
+
+    plain = Abstractor.load(synthetic_artifact)
+    assert getattr(plain.model.lda_, "e_step", "gensim") == "gensim"
+    assert json.loads((synthetic_artifact / "lda.json").read_text()).get("e_step", "gensim") == "gensim"
+    out = tmp_path / "compiled"
+    out.mkdir()
+    plain.model.lda_.__class__ = compiled_lda_class()
+    entry = plain.model.save_files(out)
+    assert json.loads((out / "lda.json").read_text())["e_step"] == "compiled"
+    from abstractor_widgets.fileio import ListedFiles
+
+    loaded = TopicModel.load_files(ListedFiles(out), plain.model.get_params(), list(plain.model.labels_))
+    assert type(loaded.lda_).__name__ == "CompiledLdaModel" and entry["n_topics"] == plain.n_topics
+    reference = Abstractor.load(synthetic_artifact).model
+    calls = []
+    import abstractor_widgets.model as model_module
+
+    original = model_module.estep
+    try:
+        model_module.estep = lambda *a, **k: calls.append(1) or original(*a, **k)
+        texts = [doc.text for doc in synthetic_corpus][:20]
+        for text in [*texts, texts[0] + " A\u00e9\u4e2d <script>x</script> $\\alpha$", ""]:
+            doc, spans, _ = loaded.analyze(text)
+            expected, expected_spans, _ = reference.analyze(text)
+            assert np.abs(doc - expected).max() < 1e-4
+            assert [s["topic"] for s in spans] == [s["topic"] for s in expected_spans]
+    finally:
+        model_module.estep = original
+    assert len(calls) == 21, "the compiled model did not infer with the compiled E-step"
+    meta = json.loads((out / "lda.json").read_text())
+    meta["e_step"] = "cuda"
+    (out / "lda.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="unknown e_step"):
+        TopicModel.load_files(ListedFiles(out), plain.model.get_params(), list(plain.model.labels_))
