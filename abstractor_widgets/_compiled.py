@@ -18,11 +18,20 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["estep_kernel", "sum_postings"]
+__all__ = ["estep_kernel", "sum_postings", "BLOCK_BITS"]
+
+
+def _jit(function):
+    """``numba.njit(nogil=True, cache=True)``, without the disk cache where numba finds no
+    writable place for it (a read-only install and home): compiled per process then."""
+    try:
+        return numba.njit(nogil=True, cache=True)(function)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return numba.njit(nogil=True)(function)
 
 
 
-@numba.njit(nogil=True, cache=True)
+@_jit
 def digamma(x: float) -> float:
     # gensim's _matutils.pyx _digamma (Bernardo's AS 103): recurrence to x >= 8.5, then Stirling
     if x <= 0.000001:
@@ -37,7 +46,7 @@ def digamma(x: float) -> float:
     return value - r * (1.0 / 12.0 - r * (1.0 / 120.0 - r * (1.0 / 252.0 - r * (1.0 / 240.0 - r * (1.0 / 132.0)))))
 
 
-@numba.njit(nogil=True, cache=True)
+@_jit
 def expectation(gammad, out):
     total = 0.0
     for k in range(gammad.shape[0]):
@@ -47,7 +56,7 @@ def expectation(gammad, out):
         out[k] = np.float32(np.exp(np.float32(digamma(gammad[k]) - psi_total)))
 
 
-@numba.njit(nogil=True, cache=True)
+@_jit
 def normalizers(exp_theta, beta_t, indices, a, eps, out):
     # phinorm[j] = sum_k exp(E[log theta_k]) * exp(E[log beta_k,w_j]) (+ eps, as gensim)
     for j in range(out.shape[0]):
@@ -58,7 +67,7 @@ def normalizers(exp_theta, beta_t, indices, a, eps, out):
         out[j] = acc + eps
 
 
-@numba.njit(nogil=True, cache=True)
+@_jit
 def estep_kernel(beta_t, alpha, indptr, indices, counts, gamma, iterations, threshold, collect, sstats_t):
     n, k = gamma.shape
     eps = np.float32(np.finfo(np.float32).eps)
@@ -104,7 +113,7 @@ def estep_kernel(beta_t, alpha, indptr, indices, counts, gamma, iterations, thre
 BLOCK_BITS = 13
 
 
-@numba.njit(nogil=True, cache=True)
+@_jit
 def sum_postings(indices, data, starts, ends, weights, excluded, n_rows, work_rows, work_values, rows, sums, stamp):
     """Sum ``data[j] * weights[i]`` by row ``indices[j]`` over the entries ``starts[i]:ends[i]``
     of each term ``i`` (the top of its posting list).
