@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
+import re
 import shutil
 
 import numpy as np
@@ -14,10 +16,17 @@ import pytest
 
 from abstractor_widgets import Abstractor
 from abstractor_widgets.explore import (
+    MAP_POINTS_ENV,
+    MAX_MAP_POINTS,
+    Facets,
     Filters,
+    MapSample,
     TopicTrends,
     default_topic_name,
     is_default_label,
+    map_points_cap,
+    region_polygon,
+    rows_in_polygon,
     to_bibtex,
     to_csv,
 )
@@ -451,3 +460,295 @@ def test_the_search_projection_is_saved_and_memory_mapped(tmp_path):
     with pytest.raises(ValueError, match="projection"):
         CorpusMap.load_files(ListedFiles(tmp_path, entry["files"] + [PROJECTION_FILE, PROJECTED_FILE]),
                              {**entry, "files": entry["files"] + [PROJECTION_FILE, PROJECTED_FILE]})
+
+
+# -- (g) large corpora: vectorised facets and trends, the sampled map -------------------------
+# The implementations before vectorising (issue 16), kept verbatim as the reference: the
+# vectorised ones must give exactly these results on every input.
+_REF_NEW_ID = re.compile(rb"^(\d{2})(\d{2})\.\d{4,5}")
+_REF_OLD_ID = re.compile(rb"/(\d{2})(\d{2})\d{3}")
+
+
+def _ref_strings(documents, name):
+    blob = documents._blobs[name].tobytes()
+    offsets = np.asarray(documents._offsets[name]).tolist()
+    return [blob[a:b] for a, b in itertools.pairwise(offsets)]
+
+
+def _ref_month_of(published, doc_id):
+    if len(published) >= 7 and published[4:5] == b"-" and published[:4].isdigit() and published[5:7].isdigit():
+        return published[:7]
+    match = _REF_NEW_ID.match(doc_id) or _REF_OLD_ID.search(doc_id)
+    if match:
+        yy, mm = int(match.group(1)), int(match.group(2))
+        if 1 <= mm <= 12:
+            return b"%04d-%02d" % (1900 + yy if yy >= 90 else 2000 + yy, mm)
+    return b""
+
+
+def _reference_facets(documents):
+    published = _ref_strings(documents, "published")
+    ids = _ref_strings(documents, "id")
+    dated = {}
+    month_strings = []
+    for p, i in zip(published, ids):
+        month = dated.get(p)
+        if month is None:
+            month = _ref_month_of(p, i)
+            if month and month == p[:7]:
+                dated[p] = month
+        month_strings.append(month)
+    labels = sorted({m for m in month_strings if m})
+    lookup = {m: k for k, m in enumerate(labels)}
+    month = np.array([lookup.get(m, -1) for m in month_strings], dtype=np.int16)
+    vocab, parsed, indices = {}, {}, []
+    lengths = np.zeros(len(documents), dtype=np.int64)
+    for i, cats in enumerate(_ref_strings(documents, "categories")):
+        found = parsed.get(cats)
+        if found is None:
+            found = parsed[cats] = [vocab.setdefault(cat, len(vocab)) for cat in dict.fromkeys(cats.split())]
+        indices += found
+        lengths[i] = len(found)
+    indptr = np.zeros(len(documents) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    cat_indices = np.asarray(indices, dtype=np.int32)
+    counts = np.bincount(cat_indices, minlength=len(vocab)).astype(np.int64)
+    order = np.argsort(-counts, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    names = [c.decode("utf-8", "replace") for c in vocab]
+    return Facets(months=[m.decode("ascii") for m in labels], month=month, categories=[names[k] for k in order],
+                  category_counts=counts[order], cat_indptr=indptr,
+                  cat_indices=rank[cat_indices].astype(np.int32) if len(cat_indices) else cat_indices)
+
+
+def _reference_trends(doc_topics, facets, rows=None, n_categories=12, block=65536):
+    n, k = doc_topics.shape
+    m = len(facets.months)
+    cats = facets.categories[:n_categories]
+    c = len(cats)
+    if rows is None:
+        selected = np.arange(n)
+    elif rows.dtype == bool:
+        selected = np.flatnonzero(rows)
+    else:
+        selected = np.asarray(rows, dtype=np.int64)
+    sums = np.zeros((m + 1, k))
+    cat_sums = np.zeros((c, m + 1, k))
+    counts = np.zeros(m + 1, dtype=np.int64)
+    cat_counts = np.zeros((c, m + 1), dtype=np.int64)
+    for start in range(0, len(selected), block):
+        part = selected[start:start + block]
+        mix = np.asarray(doc_topics[part], dtype=np.float64)
+        month = facets.month[part].astype(np.int64)
+        month[month < 0] = m
+        np.add.at(sums, month, mix)
+        counts += np.bincount(month, minlength=m + 1)
+        if not c:
+            continue
+        lo, hi = facets.cat_indptr[part], facets.cat_indptr[part + 1]
+        lengths = hi - lo
+        owner = np.repeat(np.arange(len(part)), lengths)
+        pos = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        cat = facets.cat_indices[pos] if len(pos) else np.zeros(0, np.int32)
+        keep = cat < c
+        owner, cat = owner[keep], cat[keep].astype(np.int64)
+        cell = cat * (m + 1) + month[owner]
+        np.add.at(cat_sums.reshape(c * (m + 1), k), cell, mix[owner])
+        cat_counts += np.bincount(cell, minlength=c * (m + 1)).reshape(c, m + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.nan_to_num(sums[:m] / counts[:m, None])
+        cat_shares = np.nan_to_num(cat_sums[:, :m] / cat_counts[:, :m, None])
+    return TopicTrends(months=list(facets.months), counts=counts[:m], shares=shares.astype(np.float32),
+                       categories=list(cats), category_counts=cat_counts[:, :m],
+                       category_shares=cat_shares.astype(np.float32), undated=int(counts[m]))
+
+
+def _table(ids, published, categories):
+    """A document table straight from raw bytes (invalid UTF-8 and all), as an artifact stores it."""
+    from abstractor_widgets.corpus import FIELDS
+    from abstractor_widgets.store import DocumentTable
+
+    values = {"id": ids, "published": published, "categories": categories}
+    blobs, offsets = {}, {}
+    for field in FIELDS:
+        items = values.get(field, [b""] * len(ids))
+        offsets[field] = np.concatenate([[0], np.cumsum([len(v) for v in items])]).astype(np.int64)
+        blobs[field] = np.frombuffer(b"".join(items), dtype=np.uint8).copy()
+    return DocumentTable(blobs, offsets, np.argsort(np.array(ids, dtype=object), kind="stable").astype(np.int64))
+
+
+# Odd values seen in (or plausible for) arXiv metadata, and hostile ones.
+ODD_PUBLISHED = [b"2024-01-15", b"2024-01", b"2024-13-01", b"2024-00-10", b"", b"2024", b"2024-1-05", b"20x4-01-01",
+                 b"2024/01/01", b"1999-12-31T23:59:59Z", b"\xff\xfe\xfd\xfc\xfb\xfa\xf9", b"2024-01\xff", b" 2024-01-01",
+                 b"2024-011", b"0000-00", b"2024-0\xd9", b"\xd9\xa2024-01", b"2024-01-15 extra words beyond sixteen bytes"]
+ODD_IDS = [b"2401.00001", b"2413.00001", b"2400.12345", b"0704.0001", b"9912.1234", b"0704.001", b"cs/0701001",
+           b"math.GT/0309136", b"hep-th/9901001", b"a/b/0701001", b"x/0713001", b"x/07010", b"\xc3\xbc/0702001",
+           b"2401.0001x", b"", b"/", b"2401.00001v2", b"24010.0001", b"abcd.efgh", b"cs/07a1001", b"\xd9\xa0704.0001",
+           b"cond-mat/9305001", b"2401-00001", b"2401.\xd9\xa01234", b"0001.0001"]
+ODD_CATEGORIES = [b"cs.LG", b"cs.LG stat.ML", b"cs.LG cs.LG stat.ML", b"stat.ML cs.LG", b"", b"  cs.LG\tstat.ML  ",
+                  b"cs.\xc3\x84I", b"\xff\xfe", b"\xff\xfd", b"a" * 70, b"x " * 40, b"cs.CL\ncs.LG", b"cs.LG\x0bcs.AI",
+                  b"cs.LG\x00", b"\x00", b"cs.LG\xc2\xa0cs.AI", b"q-bio.BM cs.LG math.ST physics.bio-ph eess.IV",
+                  b"cs.LG stat.ML ", b"cs.lg"]
+
+
+def _odd_table(n_random=3000, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = [(i, p, ODD_CATEGORIES[(a + b) % len(ODD_CATEGORIES)])
+            for a, i in enumerate(ODD_IDS) for b, p in enumerate(ODD_PUBLISHED)]  # every id with every date
+    for _ in range(n_random):
+        rows.append((ODD_IDS[rng.integers(len(ODD_IDS))], ODD_PUBLISHED[rng.integers(len(ODD_PUBLISHED))],
+                     ODD_CATEGORIES[rng.integers(len(ODD_CATEGORIES))]))
+    return _table(*(list(column) for column in zip(*rows)))
+
+
+def _assert_same_facets(got, expected):
+    assert got.months == expected.months and got.categories == expected.categories
+    for name in ("month", "category_counts", "cat_indptr", "cat_indices"):
+        a, b = getattr(got, name), getattr(expected, name)
+        assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b), name
+
+
+def test_vectorised_facets_equal_the_reference_on_odd_values():
+    table = _odd_table()
+    facets = Facets.from_documents(table)
+    _assert_same_facets(facets, _reference_facets(table))
+    # the odd values did what they should: a bad month from a date kept as the date says, a
+    # bad month from an id dropped, old-style ids decoded, duplicates counted once
+    assert "2024-13" in facets.months and "2024-00" in facets.months and "1999-12" in facets.months
+    assert (facets.month == -1).any() and "2007-01" in facets.months
+    assert facets.categories.count("\ufffd\ufffd") == 2  # two different invalid byte strings, one name
+    for value in (b"", b"cs.LG", b"0"):  # one paper, no paper
+        _assert_same_facets(Facets.from_documents(_table([b"2401.00001"], [value], [value])),
+                            _reference_facets(_table([b"2401.00001"], [value], [value])))
+    _assert_same_facets(Facets.from_documents(_table([], [], [])), _reference_facets(_table([], [], [])))
+
+
+def test_facets_of_the_model_equal_the_reference(mapped):
+    _assert_same_facets(mapped.facets, _reference_facets(mapped.documents))
+
+
+def test_facets_survive_a_hash_collision(monkeypatch):
+    """Every category list hashed to one value: the check against each code's first value
+    catches it and the exact factorisation gives the same facets."""
+    from abstractor_widgets import explore
+
+    table = _odd_table(500, seed=3)
+    real = explore._Field._hash
+    monkeypatch.setattr(explore._Field, "_hash", lambda self: (np.zeros_like(real(self)[0]), real(self)[1]))
+    _assert_same_facets(Facets.from_documents(table), _reference_facets(table))
+    field = explore._Field(table, "categories")
+    codes, first = field.factorize(hashed=False)
+    assert len(first) == len({field.value(r) for r in range(len(codes))})
+
+
+@pytest.mark.parametrize("n_categories", [0, 1, 12])
+def test_trends_equal_the_reference(mapped, n_categories):
+    doc_topics = mapped.model.doc_topics_
+    facets = mapped.facets
+    mask = mapped.filter_mask({"categories": ["cs.LG"]})
+    ids = np.array([5, 3, 3, 200, 17, 0, 239])  # unsorted, a duplicate counts twice
+    for rows in (None, mask, ids, np.zeros(0, dtype=np.int64), np.zeros(len(mapped), dtype=bool)):
+        for block in (65536, 7):
+            got = TopicTrends.compute(doc_topics, facets, rows=rows, n_categories=n_categories, block=block)
+            expected = _reference_trends(doc_topics, facets, rows=rows, n_categories=n_categories)
+            assert got.months == expected.months and got.categories == expected.categories
+            assert got.undated == expected.undated and np.array_equal(got.counts, expected.counts)
+            assert np.array_equal(got.category_counts, expected.category_counts)
+            np.testing.assert_allclose(got.shares, expected.shares, atol=1e-6)
+            np.testing.assert_allclose(got.category_shares, expected.category_shares, atol=1e-6)
+
+
+def test_trends_equal_the_reference_on_odd_facets():
+    table = _odd_table(2000, seed=5)
+    facets = Facets.from_documents(table)
+    rng = np.random.default_rng(1)
+    doc_topics = rng.dirichlet(np.ones(6), size=len(table)).astype(np.float32)
+    for rows in (None, rng.random(len(table)) < 0.3):
+        got = TopicTrends.compute(doc_topics, facets, rows=rows, n_categories=30, block=1000)
+        expected = _reference_trends(doc_topics, facets, rows=rows, n_categories=30)
+        assert np.array_equal(got.counts, expected.counts) and np.array_equal(got.category_counts, expected.category_counts)
+        np.testing.assert_allclose(got.shares, expected.shares, atol=1e-6)
+        np.testing.assert_allclose(got.category_shares, expected.category_shares, atol=1e-6)
+        assert got.undated == expected.undated > 0
+
+
+def test_map_sample_is_uniform_deterministic_and_translates_both_ways():
+    every = MapSample.choose(40, cap=50)
+    assert not every.sampled and every.rows.tolist() == list(range(40)) and every.rows_bytes() == b""
+    values = np.arange(40) * 2
+    assert every.take(values) is values
+    sample = MapSample.choose(100_000, cap=10_000)
+    assert sample.sampled and sample.n_points == 10_000 and sample.n_documents == 100_000
+    assert np.all(np.diff(sample.rows) > 0) and sample.rows[0] >= 0 and sample.rows[-1] < 100_000
+    assert np.array_equal(sample.rows, MapSample.choose(100_000, cap=10_000).rows)
+    counts = np.bincount(sample.rows // 10_000, minlength=10)  # uniform over the corpus
+    assert counts.min() > 850 and counts.max() < 1150, counts
+    assert np.isin(sample.rows, MapSample.choose(101_000, cap=10_000).rows).mean() > 0.95  # appending keeps most
+    points = np.array([0, 17, 9_999])
+    rows = sample.row_of(points)
+    assert sample.point_of(rows).tolist() == points.tolist()
+    missing = np.setdiff1d(np.arange(100), sample.rows)[:3]
+    assert sample.point_of(missing).tolist() == [-1, -1, -1]
+    assert sample.point_of([99_999_999]).tolist() == [-1]
+    with pytest.raises(IndexError):
+        sample.row_of([10_000])
+    assert np.frombuffer(sample.rows_bytes(), dtype="<u4").tolist() == sample.rows.tolist()
+    assert sample.describe() == "Showing 10,000 of 100,000 papers"
+    with pytest.raises(ValueError):
+        MapSample.choose(10, cap=0)
+
+
+def test_map_sample_is_the_same_in_another_process():
+    import subprocess
+    import sys
+
+    code = ("from abstractor_widgets.explore import MapSample; "
+            "print(MapSample.choose(5000, cap=300).rows.tolist())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == MapSample.choose(5000, cap=300).rows.tolist()
+
+
+def test_map_points_cap_from_the_environment(monkeypatch):
+    monkeypatch.delenv(MAP_POINTS_ENV, raising=False)
+    assert map_points_cap() == MAX_MAP_POINTS
+    monkeypatch.setenv(MAP_POINTS_ENV, "250")
+    assert map_points_cap() == 250 and MapSample.choose(1000).n_points == 250
+    for bad in ("0", "-3", "many"):
+        monkeypatch.setenv(MAP_POINTS_ENV, bad)
+        with pytest.raises(ValueError, match=MAP_POINTS_ENV):
+            map_points_cap()
+
+
+def _inside(coords, polygon):
+    """Even-odd test, point by point (the definition rows_in_polygon vectorises)."""
+    out = []
+    for i, (x, y) in enumerate(np.asarray(coords, dtype=np.float64)):
+        inside = False
+        for (ax, ay), (bx, by) in zip(polygon, polygon[1:] + polygon[:1]):
+            if (ay > y) != (by > y) and x < ax + (y - ay) * (bx - ax) / (by - ay):
+                inside = not inside
+        if inside:
+            out.append(i)
+    return out
+
+
+def test_rows_in_polygon_is_the_even_odd_rule_over_every_paper():
+    rng = np.random.default_rng(4)
+    coords = rng.uniform(-1, 1, (3000, 2)).astype(np.float32)
+    star = [[0.9 * np.cos(a) * (0.4 if k % 2 else 1), 0.9 * np.sin(a) * (0.4 if k % 2 else 1)]
+            for k, a in enumerate(np.linspace(0, 2 * np.pi, 10, endpoint=False))]
+    bow = [[-0.5, -0.5], [0.5, 0.5], [0.5, -0.5], [-0.5, 0.5]]  # self-crossing
+    for polygon in (star, bow, [[-2, -2], [2, -2], [2, 2], [-2, 2]], [[0, 0], [0.1, 0], [0.05, 0]]):
+        assert rows_in_polygon(coords, np.array(polygon)).tolist() == _inside(coords, polygon)
+    mask = rng.random(3000) < 0.5
+    expected = [r for r in _inside(coords, star) if mask[r]]
+    assert rows_in_polygon(coords, np.array(star), mask).tolist() == expected
+    assert rows_in_polygon(coords, np.array([[5, 5], [6, 5], [6, 6]])).tolist() == []
+
+
+@pytest.mark.parametrize("bad", [None, [[0, 0], [1, 1]], [[0, 0], [1, "x"], [1, 1]], [[0, 0], [1, 0], [float("nan"), 1]],
+                                 [[0, 0, 0], [1, 0], [1, 1]], [[0, 0], [1, 0], [True, 1]], [[0, 0]] * 10_001, "polygon"])
+def test_a_region_must_be_a_polygon_of_finite_points(bad):
+    with pytest.raises(ValueError):
+        region_polygon(bad)
