@@ -7,7 +7,11 @@ loads that paper into the analyser; a topic highlighted anywhere is highlighted 
 the filters restrict the analyser's similar papers, the map and the trends.
 
 The map's points reach the browser as binary buffers (float32 x, y interleaved; uint8
-dominant topic), not JSON lists: 9 bytes a paper.
+dominant topic), not JSON lists: 9 bytes a paper. A corpus larger than
+:data:`~abstractor_widgets.explore.MAX_MAP_POINTS` is drawn as a uniform sample of that many
+papers (:class:`~abstractor_widgets.explore.MapSample`; 4 bytes more a point: its row); a
+lasso or "Select papers in view" then sends the region, and the kernel selects every paper
+inside it, drawn or not. The similar papers are ringed from their coordinates, drawn or not.
 
 Examples
 --------
@@ -31,7 +35,8 @@ import anywidget
 import numpy as np
 import traitlets as t
 
-from .explore import Filters, records_frame, to_bibtex, to_csv
+from .explore import (MAX_SELECTION, Filters, MapSample, records_frame, region_polygon,
+                      rows_in_polygon, to_bibtex, to_csv)
 from .widget import AbstractorWidget, _asset, _preview
 
 if TYPE_CHECKING:
@@ -41,13 +46,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ExploreWidget", "NO_MAP_MESSAGE", "with_explorer"]
+__all__ = ["MAX_SELECTION", "NO_MAP_MESSAGE", "ExploreWidget", "with_explorer"]
 
 NO_MAP_MESSAGE = (
     "This model has no corpus map yet. Add one (about a minute for 60,000 papers) with "
     "`abstractor map {path}` or `Abstractor.build_map()`, then reload."
 )
-MAX_SELECTION = 2_000_000
 EXPORT_FORMATS = {"csv": ("text/csv", "csv"), "bibtex": ("application/x-bibtex", "bib")}
 
 
@@ -64,6 +68,10 @@ class ExploreWidget(anywidget.AnyWidget):
         The analyser this explorer follows and drives.
     n_categories : int
         Categories offered by the trend chart and the filter list.
+    max_points : int, optional
+        Most points the map draws (default :func:`~abstractor_widgets.explore.map_points_cap`:
+        ``$ABSTRACTOR_MAP_POINTS`` or :data:`~abstractor_widgets.explore.MAX_MAP_POINTS`).
+        A larger corpus is drawn as a uniform sample (:attr:`sample`).
 
     Attributes
     ----------
@@ -75,14 +83,17 @@ class ExploreWidget(anywidget.AnyWidget):
     _css = _asset("explore.css", "/* explore.css is not built */\n")
 
     # map (kernel-owned; binary buffers)
-    map_points = t.Bytes(b"", help="float32 x, y per paper, interleaved, in [-1, 1].").tag(sync=True)
-    map_topics = t.Bytes(b"", help="uint8 dominant topic per paper.").tag(sync=True)
-    map_mask = t.Bytes(b"", help="uint8 1 = kept by the filters, per paper (empty: no filter).").tag(sync=True)
-    n_points = t.Int(0).tag(sync=True)
+    map_points = t.Bytes(b"", help="float32 x, y per point, interleaved, in [-1, 1].").tag(sync=True)
+    map_topics = t.Bytes(b"", help="uint8 dominant topic per point.").tag(sync=True)
+    map_rows = t.Bytes(b"", help="uint32 corpus row of each point (empty: every paper is drawn, point i is row i).").tag(sync=True)
+    map_mask = t.Bytes(b"", help="uint8 1 = kept by the filters, per point (empty: no filter).").tag(sync=True)
+    n_points = t.Int(0, help="Points drawn.").tag(sync=True)
+    n_documents = t.Int(0, help="Papers in the corpus (more than n_points when the map is a sample).").tag(sync=True)
     map_status = t.Unicode("", help="Why there is no map ('' when there is one).").tag(sync=True)
     centroids = t.List(help="[[x, y] or None] per topic: where its label is drawn.").tag(sync=True)
     here = t.List(help="[x, y] of the analysed abstract on the map, or [].").tag(sync=True)
-    similar_rows = t.List(help="Map rows of the analyser's similar papers.").tag(sync=True)
+    similar_rows = t.List(help="Corpus rows of the analyser's similar papers.").tag(sync=True)
+    similar_points = t.List(help="[x, y] of each of similar_rows (drawn on the map or not): the rings.").tag(sync=True)
     selection_count = t.Int(0).tag(sync=True)
     # shared with the analyser
     topics = t.List().tag(sync=True)
@@ -98,7 +109,8 @@ class ExploreWidget(anywidget.AnyWidget):
 
     _BROWSER_WRITABLE: ClassVar[frozenset[str]] = frozenset({"highlight_topic", "trend_category", "filters"})
 
-    def __init__(self, analyser: AbstractorWidget, n_categories: int = 30, **kwargs: Any) -> None:
+    def __init__(self, analyser: AbstractorWidget, n_categories: int = 30, max_points: int | None = None,
+                 **kwargs: Any) -> None:
         if not isinstance(analyser, AbstractorWidget):
             raise TypeError(f"ExploreWidget needs an AbstractorWidget, not {type(analyser).__name__}")
         super().__init__(**kwargs)
@@ -107,6 +119,8 @@ class ExploreWidget(anywidget.AnyWidget):
         self._mask: np.ndarray | None = None
         self._placed: tuple[Any, list[float]] | None = None  # (text, source, mix) -> where
         self._n_categories = n_categories
+        self._max_points = max_points
+        self._sample = MapSample.choose(0, 1)
         self._links = [t.link((analyser, "highlight_topic"), (self, "highlight_topic")),
                        t.dlink((analyser, "topics"), (self, "topics"))]
         self._load_model()
@@ -132,19 +146,29 @@ class ExploreWidget(anywidget.AnyWidget):
             self.month_range = [facets.months[0], facets.months[-1]] if facets.months else []
             self.trends = ab.trends(n_categories=12).to_state(binary=True)
             self.filter_count = len(ab)
+            self.n_documents = len(ab)
             if corpus_map is None:
-                self.map_points, self.map_topics, self.n_points, self.centroids = b"", b"", 0, []
+                self._sample = MapSample.choose(0, 1)
+                self.map_points, self.map_topics, self.map_rows, self.n_points, self.centroids = b"", b"", b"", 0, []
                 self.map_status = NO_MAP_MESSAGE.format(path=ab.path or "ARTIFACT")
             else:
-                coords = np.ascontiguousarray(corpus_map.coords_, dtype=np.float32)
-                dominant = np.asarray(ab.model.doc_topics_).argmax(axis=1).astype(np.uint8)
-                self._dominant = dominant
-                self.map_points = coords.tobytes()
+                # every paper, or a uniform sample of a large corpus (the dominant topics and
+                # the labels' positions of the points drawn only)
+                sample = self._sample = MapSample.choose(len(ab), self._max_points)
+                points = np.ascontiguousarray(sample.take(corpus_map.coords_), dtype=np.float32)
+                dominant = np.asarray(sample.take(ab.model.doc_topics_)).argmax(axis=1).astype(np.uint8)
+                self.map_points = points.tobytes()
                 self.map_topics = dominant.tobytes()
-                self.n_points = len(coords)
-                self.centroids = self._centroids(coords, dominant, ab.n_topics)
+                self.map_rows = sample.rows_bytes()
+                self.n_points = sample.n_points
+                self.centroids = self._centroids(points, dominant, ab.n_topics)
                 self.map_status = ""
         self._on_analysis()
+
+    @property
+    def sample(self) -> MapSample:
+        """Which papers the map draws (every paper, or a uniform sample of a large corpus)."""
+        return self._sample
 
     def reload(self) -> None:
         """Show the analyser's model as it is now (after ``analyser.reload()`` or an update):
@@ -175,9 +199,11 @@ class ExploreWidget(anywidget.AnyWidget):
             here = self._placed[1] if self._placed is not None and self._placed[0] == key else self._place(ab, source)
             self._placed = (key, here)
             rows = [ab.documents.position(h["id"]) for h in self._analyser.similar or [] if h.get("id") in ab.documents]
+            coords = np.asarray(ab.corpus_map.coords_[rows], dtype=np.float64).reshape(-1, 2)
             with self.hold_sync():
                 self.here = here
                 self.similar_rows = rows
+                self.similar_points = np.round(coords, 5).tolist()
         except Exception as exc:  # a view never raises
             logger.exception("ExploreWidget: placing the abstract failed")
             self.error = f"Could not place the abstract on the map: {_preview(str(exc), 200)}"
@@ -226,7 +252,7 @@ class ExploreWidget(anywidget.AnyWidget):
             return
         self._mask = mask
         with self.hold_sync():
-            self.map_mask = b"" if mask is None else mask.astype(np.uint8).tobytes()
+            self.map_mask = b"" if mask is None else self._sample.take(mask).astype(np.uint8).tobytes()
             self.filter_count = len(ab) if mask is None else int(mask.sum())
             self.trends = ab.trends(filters=change["new"], n_categories=12).to_state(binary=True)
             if self.trend_category and self.trend_category not in self.trends["categories"]:
@@ -237,11 +263,33 @@ class ExploreWidget(anywidget.AnyWidget):
     # ------------------------------------------------------------------ selection
     def select_rows(self, rows: Iterable[int]) -> None:
         """Select papers by map row (what a lasso does); ``[]`` clears."""
-        rows = np.unique(np.asarray(list(rows), dtype=np.int64))
+        rows = np.unique(np.asarray(rows if isinstance(rows, np.ndarray) else list(rows), dtype=np.int64))
         if len(rows) and (rows[0] < 0 or rows[-1] >= len(self.abstractor)):
             raise ValueError(f"rows must be in [0, {len(self.abstractor)})")
         self._selected = rows
         self.selection_count = len(rows)
+
+    def select_region(self, polygon: Any) -> int:
+        """Select every paper whose map position is inside ``polygon`` (``[[x, y], ...]`` in map
+        coordinates) and kept by the filters, drawn on the map or not: what a lasso or
+        "Select papers in view" does on a sampled map. Returns the number selected.
+
+        Raises
+        ------
+        ValueError
+            For an invalid polygon, a model without a map, or a region holding more than
+            :data:`~abstractor_widgets.explore.MAX_SELECTION` papers (the selection is then cleared).
+        """
+        ab = self.abstractor
+        if ab.corpus_map is None:
+            raise ValueError("this model has no corpus map")
+        rows = rows_in_polygon(ab.corpus_map.coords_, region_polygon(polygon), self._mask)
+        if len(rows) > MAX_SELECTION:
+            self.select_rows([])
+            raise ValueError(f"The region holds {len(rows):,} papers; at most {MAX_SELECTION:,} can be selected at once. "
+                             "Zoom in or draw a smaller region.")
+        self.select_rows(rows)
+        return len(rows)
 
     def select_ids(self, ids: Iterable[str]) -> None:
         """Select papers by arXiv id (``KeyError`` for an unknown id)."""
@@ -326,7 +374,7 @@ class ExploreWidget(anywidget.AnyWidget):
     def _msg_hover(self, content: dict[str, Any], _buffers: list[Any]) -> None:
         row = self._row(content)
         doc = self.abstractor.documents[row]
-        topic = int(self._dominant[row]) if hasattr(self, "_dominant") else None
+        topic = int(np.argmax(self.abstractor.model.doc_topics_[row])) if self.n_points else None
         self.send({"type": "hover", "row": row, "id": doc.id, "title": doc.title, "published": doc.published,
                    "categories": doc.categories, "topic": topic})
 
@@ -338,13 +386,22 @@ class ExploreWidget(anywidget.AnyWidget):
         if len(buffers) != 1:
             raise _Rejected("A selection comes as one buffer of uint32 rows.")
         raw = memoryview(buffers[0]).cast("B")
-        if len(raw) % 4 or len(raw) // 4 > MAX_SELECTION:
+        if len(raw) % 4:
             raise _Rejected("A selection comes as one buffer of uint32 rows.")
+        if len(raw) // 4 > MAX_SELECTION:
+            raise _Rejected(f"At most {MAX_SELECTION:,} papers can be selected at once.")
         rows = np.frombuffer(raw, dtype="<u4").astype(np.int64)
         try:
             self.select_rows(rows)
         except ValueError as exc:
             raise _Rejected(str(exc)) from None
+
+    def _msg_select_region(self, content: dict[str, Any], _buffers: list[Any]) -> None:
+        try:
+            self.select_region(content.get("polygon"))
+        except ValueError as exc:
+            raise _Rejected(f"Selection not made: {_preview(str(exc), 200)}") from None
+        self.error = ""
 
     def _msg_export(self, content: dict[str, Any], _buffers: list[Any]) -> None:
         what, fmt = content.get("what"), content.get("format")
@@ -360,6 +417,7 @@ class ExploreWidget(anywidget.AnyWidget):
         "hover": _msg_hover,
         "open": _msg_open,
         "select": _msg_select,
+        "select_region": _msg_select_region,
         "export": _msg_export,
     }
 

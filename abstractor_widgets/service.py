@@ -64,7 +64,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
-from .explore import Filters, filtered_analyze, to_bibtex, to_csv
+from .explore import (MAX_REGION_VERTICES, MAX_SELECTION, Filters, MapSample, filtered_analyze, region_polygon,
+                      rows_in_polygon, to_bibtex, to_csv)
 from .explore_widget import NO_MAP_MESSAGE
 from .text import MAX_TEXT_CHARS, TextTooLongError
 from .widget import N_SIMILAR_MAX, N_SIMILAR_MIN, topic_style
@@ -111,6 +112,8 @@ _WORD_RE = re.compile(r"\S+")
 MAX_EXPORT_ROWS = 100_000
 #: Body limit of ``POST /api/v1/export`` (a row number is at most 8 bytes of JSON).
 MAX_EXPORT_BODY_BYTES = 8 * MAX_EXPORT_ROWS + 64 * 1024
+#: Body limit of ``POST /api/v1/map/select`` (a region of MAX_REGION_VERTICES points, and filters).
+MAX_REGION_BODY_BYTES = 64 * MAX_REGION_VERTICES + 64 * 1024
 #: Query parameters of the corpus explorer's filters (``GET /api/v1/trends``, ``/map/mask``):
 #: ``categories`` (repeatable), ``date_from`` / ``date_to`` (``YYYY-MM``), ``keyword``.
 FILTER_PARAMS = ("categories", "date_from", "date_to", "keyword")
@@ -575,7 +578,12 @@ class _Model:
 class _Explorer:
     """The corpus explorer's data for one model, computed once and cached (the model never
     changes while a process serves it): the map's points as bytes, its description, and the
-    masks and trends of the last filters asked for (an LRU per process)."""
+    masks and trends of the last filters asked for (an LRU per process).
+
+    The map draws every paper, or a uniform sample of a large corpus
+    (:class:`~abstractor_widgets.explore.MapSample`, the same in every worker): the points'
+    body then ends with each point's row, and the rest of the API (rows, masks, selections,
+    each similar paper's ``row``, ``x``, ``y``) stays in corpus rows."""
 
     def __init__(self, ab: Abstractor) -> None:
         import numpy as np
@@ -586,24 +594,27 @@ class _Explorer:
         self.month_range = [facets.months[0], facets.months[-1]] if facets.months else []
         corpus_map = ab.corpus_map
         if corpus_map is None:
+            self.sample = MapSample.choose(0, 1)
             self.coords = np.zeros((0, 2), dtype=np.float32)
-            self.dominant = np.zeros(0, dtype=np.uint8)
             self.points = b""
             self.centroids: list[list[float] | None] = []
             self.status = NO_MAP_MESSAGE.format(path="ARTIFACT")
         else:
             from .explore_widget import ExploreWidget
 
-            self.coords = np.ascontiguousarray(corpus_map.coords_, dtype="<f4")
-            self.dominant = np.asarray(ab.model.doc_topics_).argmax(axis=1).astype(np.uint8)
-            # float32 x, y interleaved (8 bytes a paper), then uint8 dominant topic (1 byte)
-            self.points = self.coords.tobytes() + self.dominant.tobytes()
-            self.centroids = ExploreWidget._centroids(self.coords.astype(np.float64), self.dominant, ab.n_topics)
+            self.sample = MapSample.choose(len(ab))
+            self.coords = np.asarray(corpus_map.coords_)  # every paper (memory-mapped)
+            drawn = np.ascontiguousarray(self.sample.take(self.coords), dtype="<f4")
+            dominant = np.asarray(self.sample.take(ab.model.doc_topics_)).argmax(axis=1).astype(np.uint8)
+            # float32 x, y interleaved (8 bytes a point), then uint8 dominant topic (1 byte), then
+            # for a sampled map the uint32 row of each point (4 bytes)
+            self.points = drawn.tobytes() + dominant.tobytes() + self.sample.rows_bytes()
+            self.centroids = ExploreWidget._centroids(drawn.astype(np.float64), dominant, ab.n_topics)
             self.status = ""
         self.version = hashlib.sha256(self.points + json.dumps(self.centroids).encode()).hexdigest()[:16]
         self.info = JSONResponse({
-            "n_points": len(self.dominant), "n_documents": len(ab), "n_topics": ab.n_topics,
-            "status": self.status, "version": self.version, "centroids": self.centroids,
+            "n_points": self.sample.n_points, "n_documents": len(ab), "sampled": self.sample.sampled,
+            "n_topics": ab.n_topics, "status": self.status, "version": self.version, "centroids": self.centroids,
             "categories": self.categories, "month_range": self.month_range,
             "points_bytes": len(self.points),
         }).body
@@ -632,10 +643,31 @@ class _Explorer:
         doc = self.ab.documents[row]
         out: dict[str, Any] = {"row": row, "id": doc.id, "title": doc.title, "published": doc.published,
                                "categories": doc.categories, "url": doc.url}
-        if len(self.dominant):
-            out["topic"] = int(self.dominant[row])
-            out["x"], out["y"] = (round(float(v), 5) for v in self.coords[row])
+        if len(self.coords):
+            import numpy as np
+
+            out["topic"] = int(np.argmax(self.ab.model.doc_topics_[row]))
+            out["x"], out["y"] = self.position(row)
         return out
+
+    def position(self, row: int) -> tuple[float, float]:
+        """A paper's place on the map (drawn or not)."""
+        x, y = (round(float(v), 5) for v in self.coords[row])
+        return x, y
+
+    def select(self, polygon: Any, filters: Filters) -> Any:
+        """Rows of every paper inside ``polygon`` (map coordinates) that the filters keep,
+        drawn on the map or not. ValueError: an invalid polygon or filter, or more than
+        :data:`~abstractor_widgets.explore.MAX_SELECTION` papers."""
+        if not len(self.coords):
+            raise LookupError("this model has no corpus map")
+        shape = region_polygon(polygon)
+        mask = self.ab.filter_mask(filters)
+        rows = rows_in_polygon(self.coords, shape, mask)
+        if len(rows) > MAX_SELECTION:
+            raise OverflowError(f"the region holds {len(rows):,} papers; at most {MAX_SELECTION:,} can be selected at once: "
+                                "zoom in or draw a smaller region")
+        return rows
 
     def here(self, text: str, doc_topics: Sequence[float], paper_id: str | None) -> list[float]:
         """Where the analysed text goes on the map: a corpus paper on its own point, else the
@@ -644,7 +676,7 @@ class _Explorer:
         if ab.corpus_map is None:
             return []
         if paper_id and paper_id in ab.documents:
-            return [round(float(v), 5) for v in self.coords[ab.documents.position(paper_id)]]
+            return list(self.position(ab.documents.position(paper_id)))
         if not any(p > 0 for p in doc_topics):
             return []
         import numpy as np
@@ -778,9 +810,12 @@ def create_app(
                 "method": method or ab.default_method,
             }
             if on_map:
-                body["here"] = model.explorer().here(text, result.doc_topics, paper_id)
+                explorer = model.explorer()
+                body["here"] = explorer.here(text, result.doc_topics, paper_id)
                 for hit in body["similar"]:
                     hit["row"] = ab.documents.position(hit["id"])
+                    if len(explorer.coords):  # where its ring goes, drawn on the map or not
+                        hit["x"], hit["y"] = explorer.position(hit["row"])
             return body
 
         return JSONResponse(await model.call(run))
@@ -831,7 +866,7 @@ def create_app(
         if not explorer.points:
             raise ApiError(404, "this model has no corpus map (add one with `abstractor map ARTIFACT`)")
         etag = f'"{explorer.version}"'
-        headers = {"ETag": etag, "Cache-Control": "no-cache", "X-Map-Points": str(len(explorer.dominant))}
+        headers = {"ETag": etag, "Cache-Control": "no-cache", "X-Map-Points": str(explorer.sample.n_points)}
         if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
             return Response(status_code=304, headers=headers)
         return Response(explorer.points, media_type="application/octet-stream", headers=headers)
@@ -846,6 +881,25 @@ def create_app(
             raise ApiError(422, f"filter not applied: {exc}") from None
         return Response(bits, media_type="application/octet-stream",
                         headers={"X-Filter-Count": str(count), "X-Map-Points": str(len(model.get()))})
+
+    @_endpoint
+    async def map_select(request: Request) -> Response:
+        data = await read_json(request, limit=MAX_REGION_BODY_BYTES)
+        unknown = sorted(set(data) - {"polygon", "filters"})
+        if unknown:
+            raise ApiError(400, f"unknown field {unknown[0][:40]!r}: send 'polygon' and optionally 'filters'")
+        filters = _filters(data.get("filters"))
+        explorer = await model.call(model.explorer)
+        try:
+            rows = await model.call(explorer.select, data.get("polygon"), filters)
+        except LookupError as exc:
+            raise ApiError(404, str(exc)) from None
+        except OverflowError as exc:
+            raise ApiError(413, str(exc)[:1].upper() + str(exc)[1:]) from None
+        except ValueError as exc:
+            raise ApiError(422, f"selection not made: {exc}") from None
+        return Response(rows.astype("<u4").tobytes(), media_type="application/octet-stream",
+                        headers={"X-Selection-Count": str(len(rows))})
 
     @_endpoint
     async def trends(request: Request) -> Response:
@@ -942,6 +996,7 @@ def create_app(
         Route("/api/v1/map/points", map_points, methods=["GET"]),
         Route("/api/v1/map/mask", map_mask, methods=["GET"]),
         Route("/api/v1/map/rows/{row}", map_row, methods=["GET"]),
+        Route("/api/v1/map/select", map_select, methods=["POST"]),
         Route("/api/v1/trends", trends, methods=["GET"]),
         Route("/api/v1/export", export, methods=["POST"]),
         Route("/api/v1/openapi.json", openapi, methods=["GET"]),
@@ -1070,7 +1125,7 @@ def serve(
 def _error_responses(*statuses: int) -> dict[str, Any]:
     text = {400: "Malformed JSON, wrong types or missing fields", 404: "Unknown document",
             413: f"Text above {MAX_TEXT_CHARS:,} characters or body above {MAX_BODY_BYTES:,} bytes "
-                 f"(an export: above {MAX_EXPORT_ROWS:,} papers)",
+                 f"(an export: above {MAX_EXPORT_ROWS:,} papers; a map selection: above {MAX_SELECTION:,})",
             422: "Valid JSON with invalid values (n out of range, unknown method, invalid id or filter)",
             429: "Rate limited (see Retry-After)", 503: "The model is not loaded yet"}
     return {str(s): {"description": text[s], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -1122,7 +1177,9 @@ def openapi_schema() -> dict[str, Any]:
                     "published": string,
                     "shared_topics": {"type": "array", "items": {"$ref": "#/components/schemas/SharedTopic"}},
                     "shared_terms": {"type": "array", "items": string},
-                    "row": {"type": "integer", "minimum": 0, "description": "Its point on the corpus map (analyze with map: true)."},
+                    "row": {"type": "integer", "minimum": 0, "description": "Its row in the corpus (analyze with map: true)."},
+                    "x": {"type": "number", "description": "Its place on the corpus map, drawn or not (analyze with map: true, a model with a map)."},
+                    "y": number,
                     "semantic": {"type": "boolean", "description": "Models with static embeddings only: true when the "
                                  "embedding brought this paper into the list (close in meaning more than in shared words)."}},
                    required=["id", "title", "score", "topics", "url", "categories", "published", "shared_topics", "shared_terms"],
@@ -1136,14 +1193,22 @@ def openapi_schema() -> dict[str, Any]:
                                    "date_to": {"type": "string", "pattern": "^([0-9]{4}-[0-9]{2}(-[0-9]{2})?)?$"},
                                    "keyword": {"type": "string", "maxLength": 200}}},
         "MapInfo": obj({
-            "n_points": integer, "n_documents": integer, "n_topics": integer,
+            "n_points": {"type": "integer", "description": "Points drawn: every paper, or a uniform sample of a large corpus."},
+            "n_documents": integer,
+            "sampled": {"type": "boolean", "description": "Whether the points are a sample (then each point's row ends the points' body)."},
+            "n_topics": integer,
             "status": {"type": "string", "description": "Why there is no map ('' when there is one)."},
             "version": {"type": "string", "description": "Changes with the map's points (their ETag)."},
             "centroids": {"type": "array", "items": {"anyOf": [{"type": "array", "items": number, "minItems": 2, "maxItems": 2}, {"type": "null"}]},
                           "description": "Per topic, where its label goes (the median of its papers), or null."},
             "categories": _pairs(string, integer), "month_range": {"type": "array", "items": string, "maxItems": 2},
             "points_bytes": integer},
-            description="The corpus map: GET /api/v1/map/points has the points (9 bytes a paper)."),
+            description="The corpus map: GET /api/v1/map/points has the points (9 bytes a point, 13 when sampled)."),
+        "SelectRequest": {"type": "object", "additionalProperties": False, "required": ["polygon"],
+                          "properties": {"polygon": {"type": "array", "minItems": 3, "maxItems": MAX_REGION_VERTICES,
+                                                     "items": {"type": "array", "items": number, "minItems": 2, "maxItems": 2},
+                                                     "description": "The region's vertices in map coordinates"},
+                                         "filters": {"$ref": "#/components/schemas/Filters"}}},
         "Trends": obj({
             "months": {"type": "array", "items": string}, "counts": {"type": "array", "items": integer},
             "n_topics": integer,
@@ -1241,9 +1306,10 @@ def openapi_schema() -> dict[str, Any]:
         "/api/v1/map": {"get": {"summary": "The corpus map: size, topic label positions, categories, months",
                                 "tags": ["explore"], "responses": {"200": _json("MapInfo"), **_error_responses(429, 503)}}},
         "/api/v1/map/points": {"get": {
-            "summary": "Every paper's point: float32 x, y interleaved (8 bytes a paper), then its uint8 dominant topic",
+            "summary": "The map's points: float32 x, y interleaved (8 bytes a point), then each one's uint8 dominant topic; "
+                       "for a sampled map (GET /api/v1/map: sampled) then each one's uint32 row in the corpus",
             "tags": ["explore"],
-            "responses": {"200": {"description": "9 bytes a paper (X-Map-Points: their number); ETag, 304 when unchanged",
+            "responses": {"200": {"description": "9 bytes a point, 13 when sampled (X-Map-Points: their number); ETag, 304 when unchanged",
                                   "content": {"application/octet-stream": {}}},
                           **_error_responses(404, 429, 503)}}},
         "/api/v1/map/mask": {"get": {
@@ -1255,6 +1321,12 @@ def openapi_schema() -> dict[str, Any]:
             "summary": "The paper at a map row (hover)", "tags": ["explore"],
             "parameters": [{"name": "row", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}],
             "responses": {"200": _json("MapRow"), **_error_responses(404, 422, 429, 503)}}},
+        "/api/v1/map/select": {"post": {
+            "summary": "Every paper inside a region of the map (a lasso), drawn or not, that the filters keep",
+            "tags": ["explore"], "requestBody": _body("SelectRequest"),
+            "responses": {"200": {"description": f"Their rows, uint32 little-endian, increasing (X-Selection-Count: their number; at most {MAX_SELECTION:,})",
+                                  "content": {"application/octet-stream": {}}},
+                          **_error_responses(400, 404, 413, 422, 429, 503)}}},
         "/api/v1/trends": {"get": {"summary": "Each topic's share of the papers per month, overall and per category",
                                    "tags": ["explore"], "parameters": FILTERS,
                                    "responses": {"200": _json("Trends"), **_error_responses(422, 429, 503)}}},

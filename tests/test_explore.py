@@ -752,3 +752,108 @@ def test_rows_in_polygon_is_the_even_odd_rule_over_every_paper():
 def test_a_region_must_be_a_polygon_of_finite_points(bad):
     with pytest.raises(ValueError):
         region_polygon(bad)
+
+
+def test_explorer_samples_a_large_corpus_and_keeps_everything_keyed_by_row(mapped):
+    """A cap (50 points) below the corpus (240 papers): the points, topics, rows, mask, rings,
+    hover, open, select and the region selection all refer to the right papers."""
+    w = mapped.widget(n_similar=12)
+    x = ExploreWidget(w, max_points=50)
+    sample = x.sample
+    coords = np.asarray(mapped.corpus_map.coords_)
+    rows = np.frombuffer(x.map_rows, dtype="<u4")
+    assert x.n_points == 50 and x.n_documents == len(mapped) == 240 and sample.sampled
+    assert rows.tolist() == sample.rows.tolist() == MapSample.choose(240, 50).rows.tolist()
+    assert np.array_equal(np.frombuffer(x.map_points, dtype=np.float32).reshape(-1, 2), coords[rows])
+    dominant = np.asarray(mapped.model.doc_topics_).argmax(axis=1)
+    assert np.frombuffer(x.map_topics, dtype=np.uint8).tolist() == dominant[rows].tolist()
+    # the similar papers: rows and coordinates, drawn or not
+    w.text = VISION_TEXT
+    assert x.similar_rows == [mapped.documents.position(h["id"]) for h in w.similar]
+    assert any(sample.point_of([r])[0] == -1 for r in x.similar_rows)  # some are not drawn
+    np.testing.assert_allclose(x.similar_points, coords[x.similar_rows], atol=1e-5)
+    # hover and open take corpus rows, drawn or not
+    sent = []
+    x.send = lambda content, buffers=None: sent.append(content)
+    hidden = int(np.setdiff1d(np.arange(240), rows)[0])
+    for row in (int(rows[7]), hidden):
+        x._on_custom_msg(x, {"type": "hover", "row": row}, [])
+        assert sent[-1]["row"] == row and sent[-1]["id"] == mapped.documents[row].id and sent[-1]["topic"] == dominant[row]
+    x._on_custom_msg(x, {"type": "open", "row": int(rows[3])}, [])
+    assert w.source["id"] == mapped.documents[int(rows[3])].id
+    # the filter mask: one byte a point
+    x.filters = {"categories": ["cs.CL"]}
+    mask = mapped.filter_mask({"categories": ["cs.CL"]})
+    assert np.frombuffer(x.map_mask, dtype=np.uint8).tolist() == mask[rows].astype(np.uint8).tolist()
+    assert x.filter_count == int(mask.sum()) and sum(x.trends["counts"]) + x.trends["undated"] == x.filter_count
+    # a lasso: every paper inside that the filters keep, drawn or not
+    polygon = [[-1.5, -1.5], [0.2, -1.5], [0.2, 1.5], [-1.5, 1.5]]
+    x._on_custom_msg(x, {"type": "select_region", "polygon": polygon}, [])
+    expected = [r for r in _inside(coords, polygon) if mask[r]]
+    assert not x.error and x.selected_rows.tolist() == expected and x.selection_count == len(expected)
+    assert len(np.setdiff1d(expected, rows)) > 0  # papers that are not drawn are selected too
+    assert x.selection["id"].tolist() == [mapped.documents[r].id for r in expected]
+    x.filters = {}
+    x._on_custom_msg(x, {"type": "select"}, [rows[:4].astype("<u4").tobytes()])
+    assert x.selected_rows.tolist() == rows[:4].tolist()
+
+
+def test_a_region_above_the_selection_limit_is_refused_with_a_message(mapped, monkeypatch):
+    from abstractor_widgets import explore_widget
+
+    x = ExploreWidget(mapped.widget(), max_points=50)
+    x.select_rows([1, 2])
+    monkeypatch.setattr(explore_widget, "MAX_SELECTION", 30)
+    x._on_custom_msg(x, {"type": "select_region", "polygon": [[-5, -5], [5, -5], [5, 5], [-5, 5]]}, [])
+    assert "240 papers" in x.error and "at most 30" in x.error and x.selection_count == 0
+    x.error = ""
+    x._on_custom_msg(x, {"type": "select_region", "polygon": [[0, 0], [1, 1]]}, [])
+    assert "Selection not made" in x.error and x.selection_count == 0
+    x._on_custom_msg(x, {"type": "select"}, [np.arange(31, dtype="<u4").tobytes()])
+    assert "At most 30 papers" in x.error
+
+
+def test_the_web_api_serves_a_sampled_map_and_selects_regions_over_every_paper(mapped, monkeypatch):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    from abstractor_widgets import service
+
+    monkeypatch.setenv(MAP_POINTS_ENV, "50")
+    coords = np.asarray(mapped.corpus_map.coords_)
+    with TestClient(service.create_app(mapped)) as client:
+        info = client.get("/api/v1/map").json()
+        assert info["n_points"] == 50 and info["n_documents"] == 240 and info["sampled"] is True
+        body = client.get("/api/v1/map/points").content
+        assert len(body) == 13 * 50 == info["points_bytes"]
+        rows = np.frombuffer(body[9 * 50:], dtype="<u4")
+        assert rows.tolist() == MapSample.choose(240, 50).rows.tolist()
+        assert np.array_equal(np.frombuffer(body[:400], dtype="<f4").reshape(-1, 2), coords[rows])
+        # a similar paper's ring: its row and coordinates, drawn or not
+        hits = client.post("/api/v1/analyze", json={"text": VISION_TEXT, "n": 12, "map": True}).json()["similar"]
+        for hit in hits:
+            assert hit["row"] == mapped.documents.position(hit["id"])
+            assert abs(hit["x"] - coords[hit["row"], 0]) < 1e-4 and abs(hit["y"] - coords[hit["row"], 1]) < 1e-4
+        # a hover on a paper that is not drawn
+        hidden = int(np.setdiff1d(np.arange(240), rows)[0])
+        assert client.get(f"/api/v1/map/rows/{hidden}").json()["id"] == mapped.documents[hidden].id
+        # a region: every paper inside that the filters keep
+        polygon = [[-1.5, -1.5], [0.2, -1.5], [0.2, 1.5], [-1.5, 1.5]]
+        r = client.post("/api/v1/map/select", json={"polygon": polygon, "filters": {"categories": ["cs.CL"]}})
+        mask = mapped.filter_mask({"categories": ["cs.CL"]})
+        expected = [i for i in _inside(coords, polygon) if mask[i]]
+        assert r.status_code == 200 and np.frombuffer(r.content, dtype="<u4").tolist() == expected
+        assert int(r.headers["x-selection-count"]) == len(expected)
+        assert client.post("/api/v1/map/select", json={"polygon": [[0, 0], [1, 1]]}).status_code == 422
+        assert client.post("/api/v1/map/select", json={"polygon": polygon, "colour": 1}).status_code == 400
+        monkeypatch.setattr(service, "MAX_SELECTION", 10)
+        r = client.post("/api/v1/map/select", json={"polygon": [[-5, -5], [5, -5], [5, 5], [-5, 5]]})
+        assert r.status_code == 413 and "240 papers" in r.json()["error"]["message"]
+    monkeypatch.delenv(MAP_POINTS_ENV)
+    with TestClient(service.create_app(mapped)) as client:  # below the cap: every paper, as before
+        info = client.get("/api/v1/map").json()
+        assert info["n_points"] == info["n_documents"] == 240 and info["sampled"] is False
+        assert len(client.get("/api/v1/map/points").content) == 9 * 240

@@ -2,9 +2,12 @@
 // time, filters and export, next to the analyser (AbstractorWidget) it follows.
 //
 // State comes from synced traitlets; the map's points arrive as binary buffers (DataView):
-// map_points (float32 x, y interleaved), map_topics (uint8), map_mask (uint8 or empty).
-// Messages to the kernel: {type: "hover", row}, {type: "open", row},
-// {type: "select"} + one uint32 buffer of rows, {type: "export", what, format}.
+// map_points (float32 x, y interleaved), map_topics (uint8), map_mask (uint8 or empty), and
+// for a sampled map (a large corpus: n_points < n_documents) map_rows (uint32 corpus row of
+// each point). Messages to the kernel carry corpus rows: {type: "hover", row},
+// {type: "open", row}, {type: "select"} + one uint32 buffer of rows, and on a sampled map
+// {type: "select_region", polygon: [[x, y], ...]} (every paper inside, drawn or not);
+// {type: "export", what, format}.
 // From the kernel: {type: "hover", row, id, title, ...}, {type: "download", filename, mime, text}.
 
 import { h, uid } from "./dom.js";
@@ -29,7 +32,7 @@ export function view(value, Type) {
 }
 
 function render({ model, el }) {
-  const ids = { map: uid(), trends: uid() };
+  const ids = { map: uid(), trends: uid(), sample: uid() };
   const subs = [];
   const on = (event, fn) => {
     model.on(event, fn);
@@ -59,9 +62,11 @@ function render({ model, el }) {
     onHover: (row) => send({ type: "hover", row }),
     onOpen: (row) => send({ type: "open", row }),
     onSelect: (rows) => send({ type: "select" }, [rows.buffer]),
+    onSelectRegion: (polygon) => send({ type: "select_region", polygon }),
     onTopic: toggleTopic,
   });
   const mapStatus = h("p", { class: "abstractor-empty abstractor-map-status", hidden: true });
+  const sampleNote = h("p", { id: ids.sample, class: "abstractor-hint abstractor-map-sample", hidden: true });
   const lassoButton = h("button", { type: "button", class: "abstractor-btn", "aria-pressed": "false", text: "Lasso select" });
   let lasso = false;
   lassoButton.addEventListener("click", () => {
@@ -93,6 +98,7 @@ function render({ model, el }) {
     ),
     h("p", { class: "abstractor-hint", text: "Each dot is a paper, coloured by its main topic. Hover for its title, click to analyse it; drag to pan, scroll to zoom (or focus the map: arrows, + and -); Shift+drag, the lasso or \u201cSelect papers in view\u201d selects papers." }),
     mapStatus,
+    sampleNote,
     map.el,
     h("div", { class: "abstractor-map-foot" }, selectionInfo, exportButtons("selection", "Selection", send), exportButtons("similar", "Similar papers", send)),
   );
@@ -125,16 +131,31 @@ function render({ model, el }) {
     mapStatus.hidden = !status;
     mapStatus.textContent = status;
     map.el.hidden = !n;
+    drawSampleNote();
     if (!n) return;
     const points = view(get("map_points", null), Float32Array);
     const topics = view(get("map_topics", null), Uint8Array);
+    const rows = view(get("map_rows", null), Uint32Array);
     mapDrawn = false;
-    map.setData(points, topics, get("topics", [])).then(() => {
+    map.setData(points, topics, get("topics", []), rows.length ? rows : null).then(() => {
       mapDrawn = true;
       drawMask();
       drawOverlay();
       root.dataset.mapReady = "true";
     });
+  }
+  function drawSampleNote() {
+    const n = get("n_points", 0);
+    const total = get("n_documents", 0);
+    const sampled = n > 0 && total > n;
+    sampleNote.hidden = !sampled;
+    sampleNote.textContent = sampled
+      ? `Showing ${n.toLocaleString("en")} of ${total.toLocaleString("en")} papers (a uniform sample). ` +
+        "A lasso or \u201cSelect papers in view\u201d selects every paper inside, shown or not; the similar papers are ringed even when not shown."
+      : "";
+    if (sampled) map.frame.setAttribute("aria-describedby", ids.sample);
+    else map.frame.removeAttribute("aria-describedby");
+    root.dataset.sample = sampled ? `${n}/${total}` : "";
   }
   function drawMask() {
     if (mapDrawn) map.setMask(view(get("map_mask", null), Uint8Array));
@@ -143,13 +164,13 @@ function render({ model, el }) {
     map.setTopics(get("topics", []), get("highlight_topic", null));
     map.setCentroids(get("centroids", []));
     map.setHere(get("here", []));
-    map.setSimilar(get("similar_rows", []));
+    map.setSimilar(get("similar_rows", []), get("similar_points", []));
   }
   function drawTrends() {
     trends.render(get("trends", {}), get("topics", []), get("trend_category", ""), get("highlight_topic", null));
   }
   function drawFilters() {
-    filters.render(get("filters", {}), get("categories", []), get("month_range", []), get("filter_count", 0), get("n_points", 0) || sumCounts());
+    filters.render(get("filters", {}), get("categories", []), get("month_range", []), get("filter_count", 0), get("n_documents", 0) || get("n_points", 0) || sumCounts());
   }
   const sumCounts = () => {
     const t = get("trends", {});
@@ -159,6 +180,7 @@ function render({ model, el }) {
     const n = get("selection_count", 0);
     selectionInfo.textContent = n ? `${n.toLocaleString("en")} papers selected` : "No papers selected";
     root.dataset.selection = String(n);
+    if (!n && mapDrawn) map.unmarkSelection(); // cleared (or refused) by the kernel
   }
   function drawError() {
     const e = get("error", "");
@@ -176,7 +198,12 @@ function render({ model, el }) {
   on("change:map_status", drawMap);
   on("change:map_mask", drawMask);
   on("change:here", () => map.setHere(get("here", [])));
-  on("change:similar_rows", () => map.setSimilar(get("similar_rows", [])));
+  on("change:similar_rows", () => map.setSimilar(get("similar_rows", []), get("similar_points", [])));
+  on("change:similar_points", () => map.setSimilar(get("similar_rows", []), get("similar_points", [])));
+  on("change:n_documents", () => {
+    drawSampleNote();
+    drawFilters();
+  });
   on("change:centroids", () => map.setCentroids(get("centroids", [])));
   on("change:topics", () => {
     drawOverlay();

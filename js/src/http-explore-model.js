@@ -3,23 +3,28 @@
 // web dashboard with no kernel per visitor. It keeps ExploreWidget's traits locally and
 // plays the kernel's part:
 //   * the map: GET map (size, label positions, categories, months) and GET map/points
-//     (one binary body: float32 x, y interleaved, then uint8 dominant topics) once;
+//     (one binary body: float32 x, y interleaved, then uint8 dominant topics, and for a
+//     sampled map of a large corpus the uint32 corpus row of each point) once;
 //   * filters (set + save_changes) -> GET trends?... and GET map/mask?... (one bit a
 //     paper); on success `trends`, `filter_count`, `map_mask` change and the analyser
 //     (HttpModel) ranks its similar papers among the kept papers; a refused filter sets
 //     `error` and keeps the previous one (as the kernel's validation does);
-//   * follows the analyser: its `here` and `similar_rows` (asked with each analysis) are
-//     the marker and the rings; `highlight_topic` is shared both ways, `topics` copied;
+//   * follows the analyser: its `here`, `similar_rows` and its hits' x, y (asked with each
+//     analysis) are the marker and the rings; `highlight_topic` is shared both ways, `topics` copied;
 //   * send({type: "hover", row}) -> GET map/rows/{row} (cached) -> a "hover" message;
 //     {type: "open", row} -> the analyser loads that paper; {type: "select"} + one uint32
 //     buffer of rows -> `selection_count` (the rows stay here: the selection is exported
-//     by POST export, with the similar papers' ids and scores for "similar").
+//     by POST export, with the similar papers' ids and scores for "similar");
+//     {type: "select_region", polygon} (a sampled map's lasso) -> POST map/select with the
+//     filters: the rows of every paper inside, drawn or not.
+// Every row here is a corpus row; map-math.js translates map points.
 // Latest wins for filters (an older answer is never applied).
 //
 // DOM-free (fetch, atob, typed arrays): node's test runner checks it.
 
 import { Listeners } from "./listeners.js";
 import { errorMessage } from "./http-model.js";
+import { pointMask } from "./map-math.js";
 
 const WRITABLE = new Set(["highlight_topic", "trend_category", "filters"]);
 const EMPTY_FILTERS = { categories: [], date_from: "", date_to: "", keyword: "" };
@@ -60,18 +65,28 @@ export function decodeTrends(body) {
   return { ...rest, shares: base64View(body.shares), category_shares: base64View(body.category_shares) };
 }
 
-/** One bit a paper (least significant first) -> a Uint8Array of 0 / 1 of length n. */
-export function unpackMask(bytes, n) {
-  const bits = new Uint8Array(bytes);
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i += 1) out[i] = (bits[i >> 3] >> (i & 7)) & 1;
-  return out;
+/** One bit a paper (least significant first) -> a Uint8Array of 0 / 1 per map point (n
+ * points; `rows`: each point's corpus row on a sampled map). */
+export function unpackMask(bytes, n, rows = null) {
+  return pointMask(bytes, n, rows);
 }
 
-/** Split the map/points body: float32 x, y (8 bytes a paper), then uint8 topics. */
-export function splitPoints(buffer) {
-  const n = Math.floor(buffer.byteLength / 9);
-  return { n, points: new DataView(buffer, 0, 8 * n), topics: new DataView(buffer, 8 * n, n) };
+/** Split the map/points body: float32 x, y (8 bytes a point), then uint8 topics, then (a
+ * sampled map: 13 bytes a point) uint32 corpus rows. `n`: the points (GET map's n_points). */
+export function splitPoints(buffer, n = undefined) {
+  const count = Number.isInteger(n) && n >= 0 ? n : Math.floor(buffer.byteLength / 9);
+  const sampled = buffer.byteLength >= 13 * count && count > 0 && buffer.byteLength !== 9 * count;
+  return {
+    n: count,
+    points: new DataView(buffer, 0, 8 * count),
+    topics: new DataView(buffer, 8 * count, count),
+    rows: sampled ? new DataView(buffer, 9 * count, 4 * count) : null,
+  };
+}
+
+/** The rows of the similar papers that have one, and where each goes on the map ([x, y] or null). */
+export function similarPoints(hits) {
+  return (Array.isArray(hits) ? hits : []).filter((hit) => Number.isInteger(hit?.row)).map((hit) => (Number.isFinite(hit.x) && Number.isFinite(hit.y) ? [hit.x, hit.y] : null));
 }
 
 export class HttpExploreModel {
@@ -90,23 +105,29 @@ export class HttpExploreModel {
     this._base = base.endsWith("/") ? base : `${base}/`;
     this._analyser = analyser;
     this._version = typeof info.version === "string" ? info.version : "";
-    const map = points ? splitPoints(points) : { n: 0, points: null, topics: null };
+    const map = points ? splitPoints(points, Number.isInteger(info.n_points) ? info.n_points : undefined) : { n: 0, points: null, topics: null, rows: null };
     this._n = map.n;
+    this._rows = map.rows ? new Uint32Array(map.rows.buffer.slice(map.rows.byteOffset, map.rows.byteOffset + map.rows.byteLength)) : null;
+    this._total = Number.isInteger(info.n_documents) && info.n_documents >= map.n ? info.n_documents : map.n;
     this._listeners = new Listeners();
     this._dirty = new Set();
     this._generation = 0;
     this._controller = null;
     this._hover = new Map();
     this._selected = new Uint32Array(0);
+    this._selectGeneration = 0;
     this._state = {
       map_points: map.points,
       map_topics: map.topics,
+      map_rows: this._rows ? new DataView(this._rows.buffer) : null,
       map_mask: null,
       n_points: map.n,
+      n_documents: this._total,
       map_status: typeof info.status === "string" ? info.status : "",
       centroids: Array.isArray(info.centroids) ? info.centroids : [],
       here: analyser?.get("here") || [],
       similar_rows: analyser?.get("similar_rows") || [],
+      similar_points: similarPoints(analyser?.get("similar")),
       selection_count: 0,
       topics: analyser?.get("topics") || [],
       highlight_topic: analyser?.get("highlight_topic") ?? null,
@@ -121,7 +142,8 @@ export class HttpExploreModel {
     this._accepted = { ...EMPTY_FILTERS };
     this._follow = [
       ["change:here", () => this._update({ here: analyser.get("here") || [] })],
-      ["change:similar_rows", () => this._update({ similar_rows: analyser.get("similar_rows") || [] })],
+      ["change:similar_rows", () => this._followSimilar()],
+      ["change:similar", () => this._followSimilar()],
       ["change:topics", () => this._update({ topics: analyser.get("topics") || [] })],
       ["change:highlight_topic", () => this._update({ highlight_topic: analyser.get("highlight_topic") ?? null })],
     ];
@@ -183,6 +205,7 @@ export class HttpExploreModel {
     if (kind === "hover") this._hoverRow(content.row);
     else if (kind === "open") this._open(content.row);
     else if (kind === "select") this._select(buffers);
+    else if (kind === "select_region") this._selectRegion(content.polygon);
     else if (kind === "export") this._export(content.what, content.format);
     else this._update({ error: "Ignored a message of unknown type." });
   }
@@ -211,6 +234,10 @@ export class HttpExploreModel {
     if (changed.length) this._emit("change");
   }
 
+  _followSimilar() {
+    this._update({ similar_rows: this._analyser.get("similar_rows") || [], similar_points: similarPoints(this._analyser.get("similar")) });
+  }
+
   _emit(name, ...args) {
     this._listeners.emit(name, ...args);
   }
@@ -220,7 +247,7 @@ export class HttpExploreModel {
   }
 
   _validRow(row) {
-    return Number.isInteger(row) && row >= 0 && row < this._n;
+    return Number.isInteger(row) && row >= 0 && row < this._total;
   }
 
   async _get(path, kind = "json", signal = undefined) {
@@ -274,12 +301,44 @@ export class HttpExploreModel {
       return;
     }
     const rows = new Uint32Array(bytes);
-    if (rows.some((r) => r >= this._n)) {
-      this._update({ error: `Rows must be in [0, ${this._n}).` });
+    if (rows.some((r) => r >= this._total)) {
+      this._update({ error: `Rows must be in [0, ${this._total}).` });
       return;
     }
+    this._selectGeneration += 1;
     this._selected = Uint32Array.from(new Set(rows)).sort();
     this._update({ selection_count: this._selected.length });
+  }
+
+  /** Every paper inside a region of the map (a sampled map's lasso), from the server. */
+  async _selectRegion(polygon) {
+    this._selectGeneration += 1;
+    const generation = this._selectGeneration;
+    const f = this._accepted;
+    const active = f.categories.length || f.date_from || f.date_to || f.keyword;
+    let response;
+    try {
+      response = await this._fetch(`${this._base}map/select`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/octet-stream" },
+        body: JSON.stringify({ polygon, filters: active ? f : null }),
+      });
+    } catch (err) {
+      if (generation === this._selectGeneration) this._update({ error: `Cannot reach the server (${err?.message || err}).` });
+      return;
+    }
+    if (generation !== this._selectGeneration) return; // a later selection wins
+    if (!response.ok) {
+      const message = await errorMessage(response);
+      if (generation !== this._selectGeneration) return;
+      this._selected = new Uint32Array(0);
+      this._update({ selection_count: 0, error: `Selection not made: ${message}` });
+      return;
+    }
+    const body = await response.arrayBuffer();
+    if (generation !== this._selectGeneration) return;
+    this._selected = new Uint32Array(body.slice(0, body.byteLength - (body.byteLength % 4)));
+    this._update({ selection_count: this._selected.length, error: "" });
   }
 
   async _export(what, format) {
@@ -317,7 +376,7 @@ export class HttpExploreModel {
       const [trends, mask] = await Promise.all([this._get(`trends${query}`, "json", signal), this._get(`map/mask${query}`, "bytes", signal)]);
       if (generation !== this._generation) return;
       const count = Number(mask.headers?.get?.("x-filter-count"));
-      const bits = mask.body.byteLength ? unpackMask(mask.body, this._n) : null;
+      const bits = mask.body.byteLength ? unpackMask(mask.body, this._n, this._rows) : null;
       const decoded = decodeTrends(trends);
       this._accepted = filters;
       const changes = {

@@ -23,6 +23,59 @@ export function project(view, width, height, x, y) {
   return [(width * (px + 1)) / 2, height * (0.5 - py / 2)];
 }
 
+/** Screen pixels -> data coordinates: the inverse of `project` at the same view. */
+export function unproject(view, width, height, sx, sy) {
+  const px = ((2 * sx) / width - 1) * (width / height) - view[12];
+  const py = 1 - (2 * sy) / height - view[13];
+  const det = view[0] * view[5] - view[4] * view[1] || 1e-12;
+  return [(view[5] * px - view[4] * py) / det, (view[0] * py - view[1] * px) / det];
+}
+
+/** The region in view: the canvas's corners in data coordinates (a polygon, counter-clockwise on screen). */
+export function viewPolygon(view, width, height) {
+  return [[0, height], [width, height], [width, 0], [0, 0]].map(([sx, sy]) => unproject(view, width, height, sx, sy));
+}
+
+// Map points and corpus rows. A map of a large corpus draws a sample of its papers: `rows`
+// (a Uint32Array) then holds the corpus row of each point; an empty or missing `rows` means
+// every paper is drawn and point i is row i. These are the only translations between the two.
+
+/** The corpus row of map point `point`. */
+export function rowOf(point, rows) {
+  return rows && rows.length ? rows[point] : point;
+}
+
+/** The corpus rows of map points (a Uint32Array). */
+export function rowsOf(points, rows) {
+  const out = Uint32Array.from(points);
+  if (rows && rows.length) for (let i = 0; i < out.length; i += 1) out[i] = rows[out[i]];
+  return out;
+}
+
+/** The map point of corpus row `row`, or -1 when it is not drawn (rows increase: binary search). */
+export function pointOf(row, rows, n) {
+  if (!rows || !rows.length) return Number.isInteger(row) && row >= 0 && row < n ? row : -1;
+  let lo = 0;
+  let hi = rows.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (rows[mid] < row) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < rows.length && rows[lo] === row ? lo : -1;
+}
+
+/** A per-paper bit mask (bit r of byte r >> 3, least significant first) -> 0 / 1 per map point. */
+export function pointMask(bits, n, rows) {
+  const bytes = bits instanceof Uint8Array ? bits : new Uint8Array(bits);
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i += 1) {
+    const r = rowOf(i, rows);
+    out[i] = (bytes[r >> 3] >> (r & 7)) & 1;
+  }
+  return out;
+}
+
 /** Split interleaved x, y into the column arrays regl-scatterplot draws. */
 export function columns(points, topics) {
   const n = Math.min(points.length >> 1, topics.length);

@@ -2,16 +2,23 @@
 // topic with the widget's palette; topic labels at centroids, a "you are here" marker,
 // rings around the similar papers, hover tooltip, click to open, lasso / box selection.
 // Coordinates arrive as a Float32Array (x, y interleaved, in [-1, 1]); topics as a Uint8Array.
+//
+// A large corpus is drawn as a sample of its papers: `rows` (a Uint32Array) holds each
+// point's corpus row, and everything this map reports is in corpus rows (hover, open,
+// select; map-math.js translates). On a sampled map a lasso or "select in view" reports
+// the region instead (onSelectRegion, map coordinates), so that whoever holds every
+// paper's position selects all the papers inside it, drawn or not; the rings of the
+// similar papers are placed from their coordinates, drawn or not.
 
 import createScatterplot from "regl-scatterplot";
 import { h } from "./dom.js";
 import { createDirectRenderer } from "./map-renderer.js";
 import { safeColor } from "./format.js";
-import { columns, project, topicColors } from "./map-math.js";
+import { columns, pointOf, project, rowOf, rowsOf, topicColors, viewPolygon } from "./map-math.js";
 
 export { columns, project, rgba, topicColors } from "./map-math.js";
 
-export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "Corpus map", performanceMode = false, pointSize = 3, direct = true, cache = true, cacheMinPoints = 10000, antialias = false, settleMs = 120 }) {
+export function createCorpusMap({ onHover, onOpen, onSelect, onSelectRegion, onTopic, label = "Corpus map", performanceMode = false, pointSize = 3, direct = true, cache = true, cacheMinPoints = 10000, antialias = false, settleMs = 120 }) {
   const canvas = h("canvas", { class: "abstractor-map-canvas", "aria-hidden": "true" });
   const overlay = h("div", { class: "abstractor-map-overlay" });
   const here = h("div", { class: "abstractor-map-here", role: "img", "aria-label": "You are here: the analysed abstract", hidden: true }, h("span", { text: "you are here" }));
@@ -34,6 +41,9 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
   let centroids = [];
   let herePoint = null;
   let similar = [];
+  let similarAt = [];
+  let rows = null; // corpus row of each point (a sampled map), or null: point i is row i
+  let lassoing = false;
   let lasso = false;
   let hovered = -1;
   let ringEls = [];
@@ -78,20 +88,32 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
     plot.subscribe("pointOver", (i) => {
       hovered = i;
       showTip(i);
-      onHover?.(i);
+      onHover?.(rowOf(i, rows));
     });
     plot.subscribe("pointOut", () => {
       hovered = -1;
       tip.hidden = true;
     });
+    // (events arrive in order: lassoStart, then the lasso's select or deselect, then lassoEnd)
+    plot.subscribe("lassoStart", () => {
+      lassoing = true;
+    });
     plot.subscribe("select", ({ points }) => {
-      if (lasso || points.length > 1) onSelect?.(Uint32Array.from(points));
+      if (lassoing && rows) return; // a sampled map: the region follows (lassoEnd)
+      if (lasso || lassoing || points.length > 1) onSelect?.(rowsOf(points, rows));
       else if (points.length === 1) {
-        onOpen?.(points[0]);
+        onOpen?.(rowOf(points[0], rows));
         plot.deselect({ preventEvent: true });
       }
     });
-    plot.subscribe("deselect", () => onSelect?.(new Uint32Array(0)));
+    plot.subscribe("deselect", () => {
+      if (!(lassoing && rows)) onSelect?.(new Uint32Array(0));
+    });
+    plot.subscribe("lassoEnd", ({ coordinates }) => {
+      const drawn = lassoing;
+      lassoing = false;
+      if (drawn && rows && Array.isArray(coordinates) && coordinates.length >= 3) onSelectRegion?.(coordinates.map(([x, y]) => [x, y]));
+    });
     plot.subscribe("view", placeOverlay);
     plot.subscribe("draw", () => {
       stats.frames += 1;
@@ -115,7 +137,7 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
         ]
       : [h("span", { class: "abstractor-map-tip-meta", text: "\u2026" })];
     tip.replaceChildren(...parts.filter(Boolean));
-    tip.dataset.row = String(i);
+    tip.dataset.row = String(rowOf(i, rows));
     tip.hidden = false;
     if (!plot || !n) return;
     const [x, y] = i >= 0 && i < n ? project(plot.get("cameraView"), frame.clientWidth, frame.clientHeight, xs[i], ys[i]) : [0, 0];
@@ -126,19 +148,23 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
 
   /** The kernel's answer to a hover: show it if the pointer is still there. */
   function hoverInfo(info) {
-    if (info && info.row === hovered) showTip(info.row, info);
+    if (info && hovered >= 0 && info.row === rowOf(hovered, rows)) showTip(hovered, info);
   }
 
   function colors() {
     plot?.set({ pointColor: topicColors(topics.length ? topics : [{}], highlight) });
   }
 
-  function setData(points, pointTopics, topicList) {
+  /** The points (x, y interleaved), their topics, and for a sampled map each point's corpus row. */
+  function setData(points, pointTopics, topicList, pointRows = null) {
     stats.startedAt = performance.now();
     topics = topicList;
     n = Math.min(points.length >> 1, pointTopics.length);
+    rows = pointRows && pointRows.length ? pointRows.subarray(0, n) : null;
+    lassoing = false;
     stats.points = n;
     frame.dataset.points = String(n);
+    frame.dataset.sampled = rows ? "true" : "";
     const p = ensurePlot();
     stats.renderer = renderer ? (cache && n >= cacheMinPoints ? "direct+cache" : "direct") : "shared";
     frame.dataset.renderer = stats.renderer;
@@ -205,8 +231,20 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
     placeOverlay();
   }
 
-  function setSimilar(rows) {
-    similar = Array.isArray(rows) ? rows.filter((r) => Number.isInteger(r) && r >= 0 && r < n) : [];
+  /** Ring the similar papers: their corpus rows and, drawn on the map or not, their [x, y]. */
+  function setSimilar(similarRows, points = []) {
+    similar = [];
+    similarAt = [];
+    (Array.isArray(similarRows) ? similarRows : []).forEach((r, i) => {
+      // a drawn paper's ring on its point; a paper that is not drawn at its coordinates
+      const p = Number.isInteger(r) ? pointOf(r, rows, n) : -1;
+      const at = Array.isArray(points) ? points[i] : null;
+      const xy = p >= 0 ? [xs[p], ys[p]] : Array.isArray(at) && at.length === 2 && at.every(Number.isFinite) ? at : null;
+      if (xy && Number.isInteger(r) && r >= 0) {
+        similar.push(r);
+        similarAt.push(xy);
+      }
+    });
     ringEls = similar.map((r, i) => h("span", { class: "abstractor-map-ring", dataset: { row: String(r) }, title: `similar paper ${i + 1}` }));
     placeOverlay();
   }
@@ -240,9 +278,9 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
       node.style.transform = `translate(${sx.toFixed(1)}px, ${sy.toFixed(1)}px)`;
       nodes.push(node);
     });
-    similar.forEach((row, i) => {
+    similar.forEach((_row, i) => {
       const node = ringEls[i];
-      if (row < xs.length) at(node, xs[row], ys[row]);
+      at(node, similarAt[i][0], similarAt[i][1]);
       nodes.push(node);
     });
     overlay.replaceChildren(...nodes);
@@ -267,7 +305,9 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
     frame.classList.toggle("abstractor-lasso", lasso);
   }
 
-  /** Select the (unfiltered) papers now in view: a selection without a pointer. */
+  /** Select the (unfiltered) papers now in view: a selection without a pointer. On a
+   * sampled map, the points in view are selected on the map and the view's region is
+   * reported (every paper in it is selected, drawn or not). */
   function selectInView(mask) {
     if (!plot || !n) return;
     // from the camera as it is now (regl-scatterplot's pointsInView is only updated when a
@@ -275,18 +315,29 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
     const view = plot.get("cameraView");
     const w = frame.clientWidth;
     const hgt = frame.clientHeight;
-    const rows = [];
+    const points = [];
     for (let i = 0; i < n; i += 1) {
       if (mask && mask.length && !mask[i]) continue;
       const [sx, sy] = project(view, w, hgt, xs[i], ys[i]);
-      if (sx >= 0 && sx <= w && sy >= 0 && sy <= hgt) rows.push(i);
+      if (sx >= 0 && sx <= w && sy >= 0 && sy <= hgt) points.push(i);
     }
-    plot.select(rows, { preventEvent: true });
-    onSelect?.(Uint32Array.from(rows));
+    plot.select(points, { preventEvent: true });
+    if (rows) onSelectRegion?.(viewPolygon(view, w, hgt));
+    else onSelect?.(Uint32Array.from(points));
   }
 
   function clearSelection() {
-    plot?.deselect();
+    if (!plot) return;
+    if (rows) {
+      // the selection may hold papers that are not drawn: always say it is cleared
+      plot.deselect({ preventEvent: true });
+      onSelect?.(new Uint32Array(0));
+    } else plot.deselect();
+  }
+
+  /** Unmark the selected points without reporting it (the selection was cleared elsewhere). */
+  function unmarkSelection() {
+    plot?.deselect({ preventEvent: true });
   }
 
   function zoom(factor) {
@@ -312,6 +363,7 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
     else if (e.key === "+" || e.key === "=") zoom(1 / 1.25);
     else if (e.key === "-") zoom(1.25);
     else if (e.key === "0") reset();
+    else if (e.key === "Escape" && rows) clearSelection();
     else return;
     e.preventDefault();
   });
@@ -324,6 +376,11 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
       return plot;
     },
     screenPosition: (i) => (plot && i >= 0 && i < n ? project(plot.get("cameraView"), frame.clientWidth, frame.clientHeight, xs[i], ys[i]) : null),
+    /** Where map coordinates (x, y) are on screen. */
+    project: (x, y) => (plot ? project(plot.get("cameraView"), frame.clientWidth, frame.clientHeight, x, y) : null),
+    /** The corpus row of point i, and the point of a corpus row (-1: not drawn). */
+    rowOf: (i) => rowOf(i, rows),
+    pointOf: (row) => pointOf(row, rows, n),
   };
 
   const resize = new ResizeObserver(() => {
@@ -346,6 +403,7 @@ export function createCorpusMap({ onHover, onOpen, onSelect, onTopic, label = "C
     setSimilar,
     setLasso,
     clearSelection,
+    unmarkSelection,
     selectInView,
     hoverInfo,
     zoom,

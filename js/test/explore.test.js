@@ -4,7 +4,7 @@ import test from "node:test";
 
 import { filtersFrom } from "../src/filters.js";
 import { safeFilename } from "../src/export.js";
-import { cachePlacement, columns, project, rgba, topicColors } from "../src/map-math.js";
+import { cachePlacement, columns, pointMask, pointOf, project, rgba, rowOf, rowsOf, topicColors, unproject, viewPolygon } from "../src/map-math.js";
 import { seriesFor, visibleMonths } from "../src/trends.js";
 
 test("rgba and topic colours: the highlighted topic opaque, the others faded; bad colours grey", () => {
@@ -84,4 +84,29 @@ test("cachePlacement: where the cached image of the points lands as the camera m
   // zoomed out 2x: the image exactly fills the view; further out it does not
   assert.equal(cachePlacement(view(1, 0, 0), view(0.5, 0, 0), 2, 2).covers, true);
   assert.equal(cachePlacement(view(1, 0, 0), view(0.4, 0, 0), 2, 2).covers, false);
+});
+
+test("unproject inverts project; the view's polygon is the canvas's corners", () => {
+  const view = [1.7, 0.2, 0, 0, -0.1, 1.3, 0, 0, 0, 0, 1, 0, 0.3, -0.2, 0, 1];
+  const [sx, sy] = project(view, 900, 440, 0.25, -0.6);
+  const [x, y] = unproject(view, 900, 440, sx, sy);
+  assert.ok(Math.abs(x - 0.25) < 1e-9 && Math.abs(y + 0.6) < 1e-9);
+  const identity = [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1];
+  assert.deepEqual(viewPolygon(identity, 100, 100), [[-1, -1], [1, -1], [1, 1], [-1, 1]]);
+});
+
+test("map points and corpus rows: identity without rows, the sample's rows with them", () => {
+  const rows = Uint32Array.from([3, 8, 20, 21]);
+  assert.equal(rowOf(2, null), 2);
+  assert.equal(rowOf(2, rows), 20);
+  assert.deepEqual([...rowsOf([0, 3], rows)], [3, 21]);
+  assert.deepEqual([...rowsOf([0, 3], new Uint32Array(0))], [0, 3]);
+  assert.deepEqual([3, 8, 20, 21, 4, 0, 99].map((r) => pointOf(r, rows, 4)), [0, 1, 2, 3, -1, -1, -1]);
+  assert.deepEqual([0, 3, 4, -1].map((r) => pointOf(r, null, 4)), [0, 3, -1, -1]);
+  // one bit a paper (rows 8 and 21 set) -> one byte a point
+  const bits = new Uint8Array(3);
+  bits[1] = 1 | (1 << 0);
+  bits[2] = 1 << 5;
+  assert.deepEqual([...pointMask(bits, 4, rows)], [0, 1, 0, 1]);
+  assert.deepEqual([...pointMask(new Uint8Array([0b101]), 3, null)], [1, 0, 1]);
 });

@@ -160,3 +160,67 @@ test("filters: trends and mask applied together, the analyser ranks among the ke
   assert.deepEqual(m.get("filters").categories, ["cs.LG"]);
   assert.equal(analyser.filters.length, 1);
 });
+
+/** A sampled map's points body: 13 bytes a point (x, y, topic, then the corpus row). */
+function sampledPoints(rows) {
+  const n = rows.length;
+  const buf = new ArrayBuffer(13 * n);
+  new Uint8Array(buf, 0, 9 * n).set(new Uint8Array(points(n)));
+  new DataView(buf).setUint32(0, 0, true);
+  const view = new DataView(buf, 9 * n, 4 * n);
+  rows.forEach((r, i) => view.setUint32(4 * i, r, true));
+  return buf;
+}
+
+test("a sampled map: corpus rows with the points, masks per point, rings from coordinates, regions to the server", async () => {
+  const calls = [];
+  const fetch = async (url, init = {}) => {
+    calls.push([url.replace(BASE, ""), init.method || "GET", init.body]);
+    if (url.includes("map/mask")) return response(200, new Uint8Array([0b00000000, 0b10000000, 0b0, 0b0, 0b1]).buffer, { "x-filter-count": "2" });
+    if (url.endsWith("map/select")) {
+      const { polygon } = JSON.parse(init.body);
+      if (polygon.length > 4) return response(413, { error: { status: 413, message: "the region holds 3,000,000 papers; at most 2,000,000 can be selected at once" } });
+      return response(200, Uint32Array.from([2, 5, 15, 32]).buffer, { "x-selection-count": "4" });
+    }
+    if (url.includes("map/rows/32")) return response(200, { row: 32, id: "p32", title: "Not drawn" });
+    return response(200, { ...TRENDS, filter_count: 2 });
+  };
+  const analyser = fakeAnalyser();
+  const rows = [2, 15, 32, 33];
+  const body = sampledPoints(rows);
+  const split = splitPoints(body, 4);
+  assert.deepEqual([0, 1, 2, 3].map((i) => split.rows.getUint32(4 * i, true)), rows);
+  assert.equal(splitPoints(points(4), 4).rows, null);
+  const m = new HttpExploreModel({ analyser, info: { version: "v1", n_points: 4, n_documents: 40, categories: [], month_range: [] }, points: body, trends: decodeTrends(TRENDS), filterCount: 40, base: BASE, fetch });
+  assert.equal(m.get("n_points"), 4);
+  assert.equal(m.get("n_documents"), 40);
+  assert.deepEqual([...new Uint32Array(m.get("map_rows").buffer)], rows);
+  // a mask of one bit a paper, turned into one byte a point through the rows (bits 15 and 32 set)
+  m.set("filters", { categories: ["cs.LG"], date_from: "", date_to: "", keyword: "" });
+  m.save_changes();
+  await new Promise((r) => setTimeout(r, 0));
+  assert.deepEqual([...new Uint8Array(m.get("map_mask").buffer)], [0, 1, 1, 0]);
+  // hover a paper that is not among the first n rows: rows are corpus rows
+  const messages = [];
+  m.on("msg:custom", (msg) => messages.push(msg));
+  m.send({ type: "hover", row: 32 });
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(messages.at(-1).title, "Not drawn");
+  // the rings: each listed paper's row and coordinates, drawn or not
+  analyser.set("similar", [{ id: "a", row: 7, x: 0.5, y: -0.25 }, { id: "b" }, { id: "c", row: 15, x: 0.1, y: 0.2 }]);
+  analyser.set("similar_rows", [7, 15]);
+  assert.deepEqual(m.get("similar_points"), [[0.5, -0.25], [0.1, 0.2]]);
+  // a region: the server selects every paper inside with the filters in force
+  m.send({ type: "select_region", polygon: [[0, 0], [1, 0], [1, 1]] });
+  await new Promise((r) => setTimeout(r, 0));
+  const posted = calls.find((c) => c[0] === "map/select");
+  assert.deepEqual(JSON.parse(posted[2]), { polygon: [[0, 0], [1, 0], [1, 1]], filters: { categories: ["cs.LG"], date_from: "", date_to: "", keyword: "" } });
+  assert.equal(m.get("selection_count"), 4);
+  assert.deepEqual([...m.selectedRows], [2, 5, 15, 32]);
+  m.send({ type: "select" }, undefined, [Uint32Array.from([39]).buffer]); // a corpus row beyond the points
+  assert.equal(m.get("selection_count"), 1);
+  m.send({ type: "select_region", polygon: [[0, 0], [1, 0], [1, 1], [0, 1], [0, 0.5]] });
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(m.get("selection_count"), 0);
+  assert.match(m.get("error"), /Selection not made: the region holds 3,000,000 papers/);
+});
