@@ -138,15 +138,31 @@ class _Field:
     """One field of every document: starts, lengths and its bytes as words (see above)."""
 
     def __init__(self, documents: DocumentTable, name: str) -> None:
-        blob = np.asarray(documents._blobs[name], dtype=np.uint8).reshape(-1)
+        blob = np.ascontiguousarray(documents._blobs[name], dtype=np.uint8).reshape(-1)  # the mapped file: no copy
         offsets = np.asarray(documents._offsets[name], dtype=np.int64)
         self.starts = offsets[:-1]
         self.lengths = np.diff(offsets)
         self.n_words = int((self.lengths.max() + 7) // 8) if len(self.lengths) else 0
-        padded = np.zeros(len(blob) + 8, dtype=np.uint8)  # a word read at the last value's end stays inside
-        padded[: len(blob)] = blob
-        self._padded = padded
-        self._view = np.ndarray((len(blob) + 1,), dtype="<u8", buffer=padded, strides=(1,))
+        self._blob = blob
+        # words starting in the blob's last 8 bytes would read past its end: they come from a
+        # zero-padded copy of those bytes
+        self._body = np.ndarray((max(len(blob) - 7, 0),), dtype="<u8", buffer=blob, strides=(1,)) if len(blob) >= 8 else \
+            np.zeros(0, dtype="<u8")
+        self._tail_start = len(self._body)
+        tail = np.zeros(16, dtype=np.uint8)
+        tail[: len(blob) - self._tail_start] = blob[self._tail_start:]
+        self._tail = np.ndarray((9,), dtype="<u8", buffer=tail, strides=(1,))
+
+    def _words_at(self, positions: np.ndarray) -> np.ndarray:
+        """The little-endian 64-bit word starting at each byte position (zeros past the end)."""
+        positions = np.minimum(positions, len(self._blob))
+        if not len(positions) or positions.max() < self._tail_start:
+            return self._body[positions].astype(np.uint64)
+        out = np.empty(len(positions), dtype=np.uint64)
+        near = positions >= self._tail_start
+        out[~near] = self._body[positions[~near]]
+        out[near] = self._tail[positions[near] - self._tail_start]
+        return out
 
     def word(self, k: int, rows: np.ndarray | None = None) -> np.ndarray:
         """Word ``k`` (bytes ``8k .. 8k + 7``) of every value (or of ``rows``), as uint64."""
@@ -154,13 +170,13 @@ class _Field:
         out = np.zeros(len(lengths), dtype=np.uint64)
         live = np.flatnonzero(lengths > 8 * k)
         if len(live) == len(lengths):
-            return self._view[starts + 8 * k] & _WORD_MASKS[np.minimum(lengths - 8 * k, 8)]
-        out[live] = self._view[starts[live] + 8 * k] & _WORD_MASKS[np.minimum(lengths[live] - 8 * k, 8)]
+            return self._words_at(starts + 8 * k) & _WORD_MASKS[np.minimum(lengths - 8 * k, 8)]
+        out[live] = self._words_at(starts[live] + 8 * k) & _WORD_MASKS[np.minimum(lengths[live] - 8 * k, 8)]
         return out
 
     def value(self, row: int) -> bytes:
         start = int(self.starts[row])
-        return self._padded[start: start + int(self.lengths[row])].tobytes()
+        return self._blob[start: start + int(self.lengths[row])].tobytes()
 
     def _hash(self) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
         """A 64-bit hash of every value (its length and words), and the words: for each k, the
@@ -171,7 +187,7 @@ class _Field:
         rows = np.arange(n)
         for k in range(self.n_words):
             rows = rows[self.lengths[rows] > 8 * k]
-            word = self._view[self.starts[rows] + 8 * k] & _WORD_MASKS[np.minimum(self.lengths[rows] - 8 * k, 8)]
+            word = self._words_at(self.starts[rows] + 8 * k) & _WORD_MASKS[np.minimum(self.lengths[rows] - 8 * k, 8)]
             words.append((rows, word))
             mixed = (h if len(rows) == n else h[rows]) ^ word
             mixed *= np.uint64(0xBF58476D1CE4E5B9)
