@@ -11,7 +11,11 @@ Measures, on a given model (``--artifact``, default ``$ABSTRACTOR_ARTIFACT`` or
   debounce, then the same round trip);
 * **time from request to interactive widget**, cold (a Voilà server without kernel
   preheating: kernel start + notebook run) and preheated (``abstractor_widgets/voila/voila.json``:
-  ``preheat_kernel``, a pool of one kernel that already ran the notebook);
+  ``preheat_kernel``, a pool of one kernel that already ran the notebook); also to the corpus
+  explorer's map drawn (``map_ready_s``);
+* **a filter change** in the corpus explorer: a category chosen and applied, until the map
+  shows the kept papers (kernel: mask, trends, the analyser's filtered similar papers; page:
+  the mask drawn), and the filter cleared again;
 * **kernel memory** with 1 and 5 concurrent dashboard sessions (psutil: RSS, PSS, USS
   of every kernel, and how much of it is the memory-mapped model), and the marginal
   memory per extra session.
@@ -82,6 +86,7 @@ TYPED_SUFFIX = " We also study speech recognition and protein structure predicti
 POOL_REFILL_S = 3.0
 
 WIDGET = ".abstractor-root"
+EXPLORE = ".abstractor-explore"
 TEXTAREA = ".abstractor-root textarea.abstractor-textarea"
 TEXT_VIEW = ".abstractor-root .abstractor-text"
 WORD = ".abstractor-root .abstractor-text .abstractor-word"
@@ -447,9 +452,21 @@ def measure_keystroke_latency(page: Any, *, edits: int = 50, immediate: bool = T
     return result
 
 
+_MAP_READY_JS = """
+(timeoutMs) => new Promise((resolve) => {
+  const ready = () => document.querySelector('.abstractor-explore[data-map-ready="true"]');
+  if (ready()) return resolve(performance.now());
+  const timer = setTimeout(() => { obs.disconnect(); resolve(null); }, timeoutMs);  // a model without a map
+  const obs = new MutationObserver(() => { if (ready()) { obs.disconnect(); clearTimeout(timer); resolve(performance.now()); } });
+  obs.observe(document.body, {subtree: true, attributes: true, attributeFilter: ['data-map-ready']});
+})
+"""
+
+
 def time_to_interactive(browser: Any, url: str, sample: str = SAMPLE_TEXT, timeout: float = 120.0,
                         keep: bool = False) -> tuple[dict[str, float], Session | None]:  # fmt: skip
-    """Seconds from the request to the visible widget, and to its first coloured result.
+    """Seconds from the request to the visible widget, to the corpus explorer's map drawn
+    (``map_ready_s``, when the page has an explorer with a map), and to the first coloured result.
 
     With ``keep=True`` the session stays open and is returned (else ``None``).
     """
@@ -459,15 +476,72 @@ def time_to_interactive(browser: Any, url: str, sample: str = SAMPLE_TEXT, timeo
         session.page.goto(url, wait_until="commit", timeout=timeout * 1000)
         wait_widget(session.page, timeout)
         visible = time.perf_counter() - start
+        result = {"widget_visible_s": round(visible, 2)}
+        with contextlib.suppress(Exception):  # the dashboard's corpus explorer: its map drawn (in the page's clock)
+            session.page.wait_for_selector(EXPLORE, state="attached", timeout=min(timeout, 30) * 1000)
+            painted_at = session.page.evaluate(_MAP_READY_JS, min(timeout, 60) * 1000)
+            now_at = session.page.evaluate("performance.now()")
+            if painted_at is not None:
+                result["map_ready_s"] = round(time.perf_counter() - start - (now_at - painted_at) / 1000, 2)
         set_text(session.page, sample, timeout=timeout)
-        first = time.perf_counter() - start
+        result["first_result_s"] = round(time.perf_counter() - start, 2)
     except BaseException:
         session.close()
         raise
     if not keep:
         session.close()
         session = None
-    return {"widget_visible_s": round(visible, 2), "first_result_s": round(first, 2)}, session
+    return result, session
+
+
+_FILTER_JS = """
+async ({category, timeoutMs}) => {
+  const root = document.querySelector('.abstractor-explore');
+  const frame = root.querySelector('.abstractor-map-frame');
+  const select = root.querySelector('.abstractor-filter-category');
+  const apply = [...root.querySelectorAll('button')].find((b) => b.textContent === 'Apply filters');
+  const clear = [...root.querySelectorAll('.abstractor-filters button')].find((b) => b.textContent === 'Clear');
+  const hits = () => document.querySelector('.abstractor-root .abstractor-hits')?.textContent || '';
+  const until = (test) => new Promise((resolve) => {
+    const t0 = performance.now();
+    if (test()) return resolve(0);
+    const timer = setTimeout(() => { obs.disconnect(); resolve(null); }, timeoutMs);
+    const obs = new MutationObserver(() => { if (test()) { obs.disconnect(); clearTimeout(timer); resolve(performance.now() - t0); } });
+    obs.observe(document.body, {subtree: true, attributes: true, childList: true, characterData: true});
+  });
+  const before = hits();
+  select.value = category;
+  const applied = until(() => frame.dataset.filtered !== undefined && frame.dataset.filtered !== '');
+  const similar = until(() => hits() !== before);  // the analyser's similar papers, ranked among the kept
+  apply.click();
+  const [applyMs, similarMs] = await Promise.all([applied, similar]);
+  await new Promise((r) => setTimeout(r, 500));
+  const filtered = hits();
+  const cleared = until(() => frame.dataset.filtered === '');
+  const back = until(() => hits() !== filtered);
+  clear.click();
+  const [clearMs, similarBackMs] = await Promise.all([cleared, back]);
+  return {applyMs, similarMs, clearMs, similarBackMs, kept: root.querySelector('.abstractor-filters').dataset.kept};
+}
+"""
+
+
+def measure_filter_change(page: Any, *, runs: int = 3, timeout: float = 60.0) -> dict[str, Any]:
+    """A category filter applied in the explorer until the map shows the kept papers
+    (``apply_ms``) and until the analyser's similar papers change (``similar_ms``: ranked among
+    the kept papers), then cleared again (``clear_ms``, ``similar_back_ms``); ms in the page,
+    ``runs`` times with the most frequent categories (the analyser shows an abstract)."""
+    categories = page.evaluate(
+        "() => [...document.querySelectorAll('.abstractor-explore .abstractor-filter-category option')].map((o) => o.value).filter(Boolean)")
+    samples = [page.evaluate(_FILTER_JS, {"category": c, "timeoutMs": timeout * 1000}) for c in categories[:runs]]
+    return {
+        "categories": categories[:runs],
+        "apply_ms": summarize([s["applyMs"] for s in samples]),
+        "similar_ms": summarize([s["similarMs"] for s in samples]),
+        "clear_ms": summarize([s["clearMs"] for s in samples]),
+        "similar_back_ms": summarize([s["similarBackMs"] for s in samples]),
+        "kept": [s["kept"] for s in samples],
+    }
 
 
 def _kernel_memory(proc: Any, artifact: Path) -> dict[str, float]:
@@ -579,7 +653,7 @@ def measure_all(browser: Any, preheated: Server, cold: Server, artifact: str | o
     results["time_to_interactive"] = {"preheated": pre, "cold": cold_runs}
     for name, runs in (("preheated", pre), ("cold", cold_runs)):
         results["time_to_interactive"][f"{name}_median"] = {
-            key: round(statistics.median(r[key] for r in runs), 2) for key in runs[0]
+            key: round(statistics.median(r[key] for r in runs if key in r), 2) for key in runs[0]
         }
 
     log(f"keystroke latency: {edits} edits immediate, {typing_edits or edits} typing")
@@ -593,6 +667,14 @@ def measure_all(browser: Any, preheated: Server, cold: Server, artifact: str | o
     except BaseException:
         session.close()
         raise
+
+    if session.page.locator(f"{EXPLORE} .abstractor-filter-category").count():
+        log("filter change in the explorer")
+        try:
+            results["filter_change"] = measure_filter_change(session.page)
+        except BaseException:
+            session.close()
+            raise
 
     log(f"kernel memory with {', '.join(map(str, sessions))} sessions")
     results["memory"] = measure_memory(browser, cold, artifact, counts=sessions, sessions=[session])
@@ -613,8 +695,13 @@ def report(results: dict[str, Any]) -> str:
                      f"kernel analysis p50 {k.get('p50')} ms")  # fmt: skip
     for kind in ("cold", "preheated"):
         m = tti[f"{kind}_median"]
-        lines.append(f"request -> widget ({kind}): visible {m['widget_visible_s']} s, "
+        lines.append(f"request -> widget ({kind}): visible {m['widget_visible_s']} s, map drawn {m.get('map_ready_s')} s, "
                      f"first result {m['first_result_s']} s (runs: {tti[kind]})")  # fmt: skip
+    if "filter_change" in results:
+        f = results["filter_change"]
+        lines.append(f"filter change (category): map p50 {f['apply_ms'].get('p50')} ms, similar papers p50 "
+                     f"{f['similar_ms'].get('p50')} ms; cleared: map {f['clear_ms'].get('p50')} ms, similar papers "
+                     f"{f['similar_back_ms'].get('p50')} ms ({f['categories']})")
     for count in (k for k in mem if k.isdigit()):
         t = mem[count]["total"]
         lines.append(f"{count} session(s): {mem[count]['kernels']} kernel(s), total RSS {t.get('rss_mib')} MiB, "

@@ -20,9 +20,11 @@ bytes    what the map sends to the browser for 60k papers (binary) vs the same a
 voila    in the Voilà dashboard on the 60k model: from the explorer appearing to its map's first paint.
 web      the same in the web dashboard of ``abstractor serve`` (three visits, nothing cached).
 browser  headless Chromium (Debian's, SwiftShader WebGL: no GPU) on a static page with the
-         bundled map module: first paint of 60k and 1M points (time from handing the arrays to
-         the map until its first draw event), and pan / zoom frames per second (the camera
-         moved every animation frame for 3 s; frames counted by the map's draw events).
+         bundled map module: first paint of 1k, 60k and 1M points (``--sizes``; time from handing
+         the arrays to the map until its first draw event), pan / zoom frames per second (the
+         camera moved every animation frame for 3 s; frames counted by the map's draw events),
+         and the cost of a frame with the camera still (a hover: what a selection or each step
+         of a lasso costs too), which grows with the points drawn and chose MAX_MAP_POINTS.
 
 Results: ``benchmarks/results/explore.json`` and ``explore.md``; the machine's load average
 is recorded with each section (2 shared cores: numbers vary with what else runs).
@@ -300,6 +302,25 @@ window.gesture = async (kind, seconds) => {
   return { fps: Math.round((map.stats.frames - f0) / elapsed * 10) / 10, exact_draws_per_second: Math.round((exact - e0) / elapsed * 10) / 10,
            events_per_second: Math.round(k / elapsed * 10) / 10 };
 };
+// a frame with the camera still (what a hover, a selection or each step of a lasso costs): the
+// hovered point changed -> its draw event -> the frame shown (two animation frames); 2 s apart,
+// so that the offscreen image the renderer redraws after 600 ms idle is not counted
+window.stillFrames = async (n, count = 6) => {
+  await window.mount(n, {});
+  const plot = window.mounted.plot;
+  await new Promise((r) => setTimeout(r, 2500));
+  const times = [];
+  for (let k = 0; k < count; k++) {
+    const t0 = performance.now();
+    await new Promise((res) => { const off = plot.subscribe("draw", () => { plot.unsubscribe(off); res(); }); plot.hover(k * 7); });
+    await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r())));
+    times.push(performance.now() - t0);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  window.mounted.destroy();
+  times.sort((a, b) => a - b);
+  return { n, stillFrameMsMedian: times[Math.floor(times.length / 2)], stillFrameMsMax: times[times.length - 1] };
+};
 window.counters = () => ({ frames: window.mounted.stats.frames, exact: window.mounted.stats.render ? window.mounted.stats.render.exact : window.mounted.stats.frames, t: performance.now() });
 window.baseline = async (seconds) => {
   let i = 0; const start = performance.now();
@@ -349,7 +370,7 @@ def _drag(page: Any, n: int, options: dict[str, Any], seconds: float = 3.0) -> d
     return out
 
 
-def bench_browser(sizes: list[int]) -> dict[str, Any]:
+def bench_browser(sizes: list[int], modes: list[str] | None = None, drag: bool = True) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     static = ROOT / "abstractor_widgets" / "static"
@@ -380,13 +401,22 @@ def bench_browser(sizes: list[int]) -> dict[str, Any]:
             for n in sizes:
                 out[str(n)] = {}
                 for mode, options in MAP_MODES.items():
+                    if modes and mode not in modes:
+                        continue
                     log(f"browser {n:,} points, {mode} (load {load()})")
                     result = page.evaluate("([n, s, o]) => window.run(n, s, o)", [n, 3, options])
                     result["load"] = load()
                     out[str(n)][mode] = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in result.items()}
                     log(f"  {out[str(n)][mode]}")
+                if not modes or "direct+cache" in modes:
+                    still = page.evaluate("(n) => window.stillFrames(n)", n)
+                    still["load"] = load()
+                    out[str(n)]["still_frame"] = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in still.items()}
+                    log(f"  still frame (hover) {out[str(n)]['still_frame']}")
             out["drag_60000"] = {}
             for mode, options in MAP_MODES.items():
+                if not drag or (modes and mode not in modes):
+                    continue
                 out["drag_60000"][mode] = _drag(page, 60_000, options)
                 log(f"drag 60,000 points, {mode}: {out['drag_60000'][mode]}")
             browser.close()
@@ -495,10 +525,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=["layout", "place", "trends", "bytes", "browser", "voila", "web"])
     parser.add_argument("--variants", nargs="*", default=["umap", "umap-20000", "tsne-20000"])
     parser.add_argument("--artifact", default=None, help="a 60k model with a map (for place/bytes); built in the cache if absent")
+    parser.add_argument("--sizes", nargs="*", type=int, default=[1_000, 60_000, 1_000_000], help="browser: map sizes (points)")
+    parser.add_argument("--modes", nargs="*", choices=sorted(MAP_MODES), default=None, help="browser: renderers (default all)")
+    parser.add_argument("--json", type=Path, default=None, help="results file (default benchmarks/results/explore.json)")
+    parser.add_argument("--no-drag", action="store_true", help="browser: skip the pointer gestures on 60k points")
     args = parser.parse_args(argv)
     CACHE.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    results_path = RESULTS / "explore.json"
+    results_path = args.json or RESULTS / "explore.json"
     results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.exists() else {}
     results["machine"] = {"cpus": os.cpu_count(), "load_at_start": load(), "date": time.strftime("%Y-%m-%d %H:%M")}
 
@@ -528,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         results["trends"] = bench_trends(ab)
         log(f"trends {results['trends']}")
     if "browser" in args.only:
-        results["browser"] = bench_browser([1_000, 60_000, 1_000_000])
+        results["browser"] = bench_browser(args.sizes, args.modes, drag=not args.no_drag)
     if "voila" in args.only:
         results["voila_first_paint"] = bench_voila_paint(mapped_path)
         log(f"voila {results['voila_first_paint']}")
