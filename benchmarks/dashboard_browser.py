@@ -516,12 +516,13 @@ async ({category, timeoutMs}) => {
   apply.click();
   const [applyMs, similarMs] = await Promise.all([applied, similar]);
   await new Promise((r) => setTimeout(r, 500));
+  const kept = root.querySelector('.abstractor-filters').dataset.kept;
   const filtered = hits();
   const cleared = until(() => frame.dataset.filtered === '');
   const back = until(() => hits() !== filtered);
   clear.click();
   const [clearMs, similarBackMs] = await Promise.all([cleared, back]);
-  return {applyMs, similarMs, clearMs, similarBackMs, kept: root.querySelector('.abstractor-filters').dataset.kept};
+  return {applyMs, similarMs, clearMs, similarBackMs, kept};
 }
 """
 
