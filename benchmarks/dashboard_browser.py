@@ -455,10 +455,15 @@ def measure_keystroke_latency(page: Any, *, edits: int = 50, immediate: bool = T
 _MAP_READY_JS = """
 (timeoutMs) => new Promise((resolve) => {
   const ready = () => document.querySelector('.abstractor-explore[data-map-ready="true"]');
+  const none = () => document.querySelector('.abstractor-explore .abstractor-map-status:not([hidden])');  // no map
   if (ready()) return resolve(performance.now());
-  const timer = setTimeout(() => { obs.disconnect(); resolve(null); }, timeoutMs);  // a model without a map
-  const obs = new MutationObserver(() => { if (ready()) { obs.disconnect(); clearTimeout(timer); resolve(performance.now()); } });
-  obs.observe(document.body, {subtree: true, attributes: true, attributeFilter: ['data-map-ready']});
+  if (none()) return resolve(null);
+  const timer = setTimeout(() => { obs.disconnect(); resolve(null); }, timeoutMs);
+  const obs = new MutationObserver(() => {
+    if (ready()) { obs.disconnect(); clearTimeout(timer); resolve(performance.now()); }
+    else if (none()) { obs.disconnect(); clearTimeout(timer); resolve(null); }
+  });
+  obs.observe(document.body, {subtree: true, attributes: true, attributeFilter: ['data-map-ready', 'hidden']});
 })
 """
 
