@@ -123,7 +123,7 @@ def sum_postings(indices, data, starts, ends, weights, excluded, n_rows, work_ro
     dense accumulator, bit for bit. The entries are first partitioned by blocks of
     ``2**BLOCK_BITS`` rows (a counting sort, which keeps their order), then each block is
     summed in a dense accumulator of a block's size: memory and time grow with the entries
-    read, not with ``n_rows``. Rows in ``excluded`` are left out.
+    read, not with ``n_rows``. Rows in ``excluded`` (sorted ascending) are left out.
 
     The caller owns the work arrays, reused from query to query: ``work_rows`` (int32),
     ``work_values`` (float32), ``rows`` (int64) and ``sums`` (float64) of at least the
@@ -170,15 +170,14 @@ def sum_postings(indices, data, starts, ends, weights, excluded, n_rows, work_ro
             local = rows[f] & (span - 1)
             sums[f] = accumulator[local]
             stamp[local] = -1
+    if excluded.shape[0] == 0:
+        return found
     kept = 0
     for f in range(found):
-        skip = False
-        for e in range(excluded.shape[0]):
-            if excluded[e] == rows[f]:
-                skip = True
-                break
-        if not skip:
-            rows[kept] = rows[f]
-            sums[kept] = sums[f]
-            kept += 1
+        at = np.searchsorted(excluded, rows[f])  # a filter may exclude millions of rows
+        if at < excluded.shape[0] and excluded[at] == rows[f]:
+            continue
+        rows[kept] = rows[f]
+        sums[kept] = sums[f]
+        kept += 1
     return kept

@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from .index import row_array
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["EMBEDDING_FILES", "EmbeddingError", "StaticEmbedding", "document_text"]
@@ -271,7 +273,8 @@ class StaticEmbedding:
         for start in range(0, len(scores), 8 * BATCH):
             block = np.asarray(self.documents_[start : start + 8 * BATCH], dtype=np.float32)
             scores[start : start + len(block)] = block @ query
-        excluded = np.asarray([r for r in exclude_rows if 0 <= r < len(scores)], dtype=np.int64)
+        excluded = row_array(exclude_rows)
+        excluded = excluded[(excluded >= 0) & (excluded < len(scores))]
         scores[excluded] = -np.inf
         k = min(int(k), len(scores) - len(np.unique(excluded)))
         if k <= 0:

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .index import sorted_unique
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -766,7 +768,9 @@ def filtered_analyze(ab: Abstractor, text: str, n: int, method: str | None, mask
     if n <= 0:
         analysis.reason = "No paper matches the filters."
         return analysis
-    excluded = tuple(np.flatnonzero(~mask).tolist()) + tuple(excluded_rows)
+    excluded = np.flatnonzero(~mask)  # sorted, as the candidate stage reads it fastest
+    if excluded_rows:
+        excluded = sorted_unique(np.concatenate([excluded, np.asarray(excluded_rows, dtype=np.int64)]))
     words = [t.text for t in ab.model.preprocessor_.tokens(text)]
     doc = np.asarray(analysis.doc_topics, dtype=np.float32)
     ranked, carried, query = _rank_excluding(ab, doc, words, method, n, excluded, text)
@@ -777,7 +781,7 @@ def filtered_analyze(ab: Abstractor, text: str, n: int, method: str | None, mask
 
 
 def _rank_excluding(ab: Abstractor, doc: np.ndarray, words: list[str], method: str | None, n: int,
-                    excluded: tuple[int, ...], text: str | None = None) -> tuple[list[tuple[int, float]], list[bool], Any]:
+                    excluded: tuple[int, ...] | np.ndarray, text: str | None = None) -> tuple[list[tuple[int, float]], list[bool], Any]:
     """Rank with the facade's ranker (static embeddings included when the model has them),
     never returning ``excluded`` rows; also which hits the static embedding carried."""
     import dataclasses

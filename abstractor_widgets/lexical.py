@@ -79,6 +79,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .fileio import ListedFiles
+from .index import row_array
 
 logger = logging.getLogger(__name__)
 
@@ -582,7 +583,7 @@ class LexicalIndex:
 
     def _candidates(self, cols: np.ndarray, weights: np.ndarray, n: int, exclude_rows: Iterable[int]) -> Candidates:
         size = len(self)
-        excluded = np.fromiter((int(r) for r in exclude_rows), dtype=np.int64)
+        excluded = row_array(exclude_rows)
         excluded = excluded[(excluded >= -size) & (excluded < size)] % max(size, 1)
         if not cols.size or n <= 0:
             return Candidates(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), True, 0, 0)
@@ -629,7 +630,7 @@ class LexicalIndex:
             starts, ends = self._spans(cols, depths)
             work = _WORK.arrays(int((ends - starts).sum()))
             found = summer(self.postings_.indices, self.postings_.data, starts, ends,
-                           np.asarray(weights, dtype=np.float32), excluded, len(self), *work)
+                           np.asarray(weights, dtype=np.float32), _ascending(excluded), len(self), *work)
             return work[2][:found], work[3][:found]
         rows, values = self._gather(cols, weights, depths)
         unique, scores = _sum_by_row(rows, values)
@@ -1105,6 +1106,11 @@ class _WorkArrays(threading.local):
 
 
 _WORK = _WorkArrays()
+
+
+def _ascending(rows: np.ndarray) -> np.ndarray:
+    """``rows`` sorted (a filter's excluded rows usually are already: no sort then)."""
+    return rows if len(rows) < 2 or bool(np.all(rows[1:] >= rows[:-1])) else np.sort(rows)
 
 
 @functools.cache

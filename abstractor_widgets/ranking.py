@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .index import row_array
 from .lexical import display_term
 
 if TYPE_CHECKING:
@@ -123,15 +124,16 @@ class Query:
     lexical_row : scipy.sparse row or None
         Its BM25 row (:meth:`LexicalIndex.transform_query`, or :meth:`LexicalIndex.row`
         for an indexed paper); ``None`` when only topics are ranked.
-    exclude_rows : tuple of int
-        Rows never returned (an indexed paper's own row).
+    exclude_rows : tuple of int or numpy.ndarray
+        Rows never returned (an indexed paper's own row; the papers a filter drops, as an
+        array).
     embedding : numpy.ndarray (d,) or None
         Its unit static-embedding vector, when the ranker has static embeddings.
     """
 
     topics: np.ndarray
     lexical_row: sp.csr_matrix | None = None
-    exclude_rows: tuple[int, ...] = ()
+    exclude_rows: tuple[int, ...] | np.ndarray = ()
     embedding: np.ndarray | None = None
 
 
@@ -260,7 +262,7 @@ class Ranker:
 
     def _hybrid(self, query: Query, n: int) -> tuple[list[tuple[int, float]], list[bool]]:
         params, lexical = self.params, self.lexical
-        excluded = sorted(set(query.exclude_rows))
+        excluded = row_array(query.exclude_rows)
         signals = self.signals(query, max(params.pool, n), params.feedback_docs)
         static = self.has_static and query.embedding is not None
         rows, scores = signals["rows"], fuse(signals, params, lexical.has_semantic, static)
@@ -270,9 +272,9 @@ class Ranker:
             carried = set(rows.tolist()) - {r for r, _ in _ranked(rows, without, n)}
         if len(rows) < n and query.topics.any():
             # not enough lexical matches: the topic ranking fills up (lexical signal 0)
-            seen = set(rows.tolist()) | set(excluded)
-            extra = np.array([r for r, _ in self.index.query(query.topics, n=n + len(seen), exclude_rows=excluded)
-                              if r not in seen][: n - len(rows)], dtype=np.int64)
+            seen = np.concatenate([rows, excluded])
+            extra = np.array([r for r, _ in self.index.query(query.topics, n=n - len(rows), exclude_rows=seen)],
+                             dtype=np.int64)
             if extra.size:
                 zeros = np.zeros(len(extra), dtype=np.float32)
                 fill = {"lexical": zeros, "topic": self.index.similarity_to(query.topics, self.index.vectors(extra)),
@@ -305,7 +307,7 @@ class Ranker:
         static = self.has_static and query.embedding is not None
         if static and self.params.static_candidates and len(rows):
             extra = self.embedding.nearest(query.embedding, self.params.static_candidates,
-                                           exclude_rows=(*query.exclude_rows, *rows.tolist()))
+                                           exclude_rows=np.concatenate([row_array(query.exclude_rows), rows]))
             if len(extra):
                 rows = np.concatenate([rows, extra])
                 lex = np.concatenate([lex, lexical.score_rows(query.lexical_row, extra)])

@@ -319,7 +319,8 @@ def test_compiled_sums_equal_the_sorting_sums():
         data = rng.random(int(indptr[-1]), dtype=np.float32)
         weights = rng.random(n_terms, dtype=np.float32)
         starts, ends = indptr[:-1], indptr[:-1] + rng.integers(0, lengths + 1)  # a prefix of each list
-        excluded = np.unique(indices[:3]).astype(np.int64)
+        # a few rows (a query's own paper), or most of them (a filter keeps one paper in ten)
+        excluded = np.unique(indices[:3] if n_terms != 30 else np.flatnonzero(np.arange(n_rows) % 10)).astype(np.int64)
         rows = np.concatenate([indices[s:e] for s, e in zip(starts, ends)] + [np.zeros(0, np.int32)])
         values = np.concatenate([data[s:e] for s, e in zip(starts, ends)] + [np.zeros(0, np.float32)])
         values = values * np.repeat(weights, ends - starts)
@@ -341,9 +342,12 @@ def test_compiled_and_numpy_candidate_stages_agree(docs, monkeypatch):
 
     lex = LexicalIndex(min_df=1, max_df=1.0, n_components=0, posting_depth=5, max_query_terms=12).fit(docs)
     queries = [lex.row(q) for q in range(0, len(docs), 11)]
-    compiled = [lex.candidates(query, 10, exclude_rows=(q * 11,)) for q, query in enumerate(queries)]
+    filtered = [r for r in range(len(docs)) if r % 3]  # as a filter excludes the papers it drops (unsorted)
+    excluded = [(q * 11,) if q % 2 else filtered[::-1] for q in range(len(queries))]
+    compiled = [lex.candidates(query, 10, exclude_rows=ex) for query, ex in zip(queries, excluded)]
+    assert all(not set(found.rows.tolist()) & set(filtered) for found in compiled[::2])
     monkeypatch.setattr(lexical, "_compiled_sum", lambda: None)
-    for q, (query, found) in enumerate(zip(queries, compiled)):
-        again = lex.candidates(query, 10, exclude_rows=(q * 11,))
+    for query, found, ex in zip(queries, compiled, excluded):
+        again = lex.candidates(query, 10, exclude_rows=ex)
         assert not found.exact and found.entries_read == again.entries_read
         assert dict(zip(found.rows.tolist(), found.scores.tolist())) == dict(zip(again.rows.tolist(), again.scores.tolist()))

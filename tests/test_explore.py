@@ -171,6 +171,15 @@ def test_similar_filtered_ranks_among_kept_papers_only(mapped, frame):
     assert {h["id"] for h in hits} <= set(frame["id"][few]) and len(hits) == min(50, few.sum())
     empty = mapped.similar_filtered(VISION_TEXT, n=5, filters={"date_from": "2030-01"})
     assert empty == [] and empty.reason == "No paper matches the filters."
+    # a paper excluded by id as well (the analysed paper itself), with the filter's rows
+    from abstractor_widgets.explore import filtered_analyze
+
+    mask = mapped.filter_mask({"categories": ["cs.CL"]})
+    ranked = filtered_analyze(mapped, VISION_TEXT, 5, None, mask).similar
+    without = filtered_analyze(mapped, VISION_TEXT, 5, None, mask, exclude_ids=[ranked[0]["id"], "no-such-id"]).similar
+    assert len(without) == 5 and ranked[0]["id"] not in {h["id"] for h in without}
+    assert all("cs.CL" in h["categories"].split() for h in without)
+    assert len({h["id"] for h in without} & {h["id"] for h in ranked}) >= 3  # the others mostly stay
 
 
 def test_widget_filter_restricts_similar_papers(mapped):

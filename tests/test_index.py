@@ -283,3 +283,19 @@ def test_from_vectors_wraps_without_copying(index):
     assert wrapped.vectors_ is index.vectors_
     query = dirichlet(1, 8, seed=9)[0]
     assert wrapped.query(query, n=5) == index.query(query, n=5)
+
+
+def test_row_array_and_sorted_unique():
+    """Rows to exclude arrive as arrays (a filter's millions), tuples, lists or generators."""
+    from abstractor_widgets.index import row_array, sorted_unique
+
+    for rows in (np.array([5, 1, 5, 3], dtype=np.int32), (5, 1, 5, 3), [5, 1, 5, 3], (r for r in (5, 1, 5, 3))):
+        out = row_array(rows)
+        assert out.dtype == np.int64 and out.tolist() == [5, 1, 5, 3]
+    assert row_array(()).dtype == np.int64 and row_array(()).size == 0
+    assert row_array(np.array([[2, 1]])).tolist() == [2, 1]
+    assert sorted_unique(np.array([5, 1, 5, 3, -2])).tolist() == [-2, 1, 3, 5]
+    assert sorted_unique(np.zeros(0, dtype=np.int64)).size == 0
+    rng = np.random.default_rng(0)
+    keys = rng.integers(0, 1000, 10_000)
+    assert np.array_equal(sorted_unique(keys), np.unique(keys))
