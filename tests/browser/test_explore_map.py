@@ -151,16 +151,23 @@ def test_typing_places_you_are_here_and_rings_the_similar_papers(session, model)
     assert n_hits >= 1
 
 
-def test_lasso_selection_reaches_python(session, model):
-    page = session.page
+def draw_lasso(page, frame: str = FRAME, fraction: float = 1 / 3) -> tuple[tuple[float, float], float]:
+    """Draw a square lasso around the map's centre, of half side ``fraction`` of the frame's
+    smaller side; returns its centre (frame pixels) and half side."""
     page.get_by_role("button", name="Lasso select").click()
-    box = page.locator(FRAME).bounding_box()
-    cx, cy, r = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, min(box["width"], box["height"]) / 3
+    box = page.locator(frame).bounding_box()
+    cx, cy, r = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, min(box["width"], box["height"]) * fraction
     page.mouse.move(cx - r, cy - r)
     page.mouse.down()
     for x, y in [(cx + r, cy - r), (cx + r, cy + r), (cx - r, cy + r), (cx - r, cy - r + 2)]:
         page.mouse.move(x, y, steps=12)
     page.mouse.up()
+    return (box["width"] / 2, box["height"] / 2), r
+
+
+def test_lasso_selection_reaches_python(session, model):
+    page = session.page
+    _, r = draw_lasso(page)
     page.wait_for_function(f"() => Number(document.querySelector('{EXPLORE}').dataset.selection) > 0", timeout=20_000)
     count = int(page.locator(EXPLORE).get_attribute("data-selection"))
     assert f"{count:,} papers selected" in page.locator(f"{EXPLORE} .abstractor-selection-count").text_content()

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 
 import numpy as np
 import pytest
-from test_explore_map import TEXT, _hover_until
+from test_explore_map import TEXT, _hover_until, draw_lasso
 from test_web_dashboard import WebPage
+from test_web_explore import serve_web
 
 from abstractor_widgets.explore import MAP_POINTS_ENV, MapSample
 from benchmarks.dashboard_browser import (
-    Server,
-    free_port,
     open_dashboard,
     server_env,
     set_text,
@@ -49,35 +47,13 @@ def voila(mapped_artifact, server_logs):
 
 @pytest.fixture(scope="module")
 def web_url(mapped_artifact, server_logs):
-    port = free_port()
-    cmd = [sys.executable, "-c", "import sys; from abstractor_widgets.cli import main; sys.exit(main())",
-           "serve", str(mapped_artifact), "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
-    server = Server("abstractor-serve-sampled", cmd, server_env(mapped_artifact, **{MAP_POINTS_ENV: str(CAP)}), port,
-                    server_logs / "abstractor-serve-sampled.log", ready_path="/api/v1/topics")  # fmt: skip
-    server.start(timeout=90)
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    yield from serve_web(mapped_artifact, server_logs, "abstractor-serve-sampled", **{MAP_POINTS_ENV: str(CAP)})
 
 
 def _screen_positions(page, coords):
     """Where each paper (drawn or not) is on screen, from the map's own projection."""
     return np.array(page.locator(FRAME).evaluate(
         "(f, xy) => xy.map(([x, y]) => f.abstractorMap.project(x, y))", np.asarray(coords, dtype=float).tolist()))
-
-
-def _lasso_square(page):
-    """Draw a square lasso around the map's centre; returns its centre and half side (frame pixels)."""
-    page.get_by_role("button", name="Lasso select").click()
-    box = page.locator(FRAME).bounding_box()
-    cx, cy, r = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, min(box["width"], box["height"]) / 4
-    page.mouse.move(cx - r, cy - r)
-    page.mouse.down()
-    for x, y in [(cx + r, cy - r), (cx + r, cy + r), (cx - r, cy + r), (cx - r, cy - r + 2)]:
-        page.mouse.move(x, y, steps=12)
-    page.mouse.up()
-    return (box["width"] / 2, box["height"] / 2), r
 
 
 def _visible_point(page):
@@ -111,7 +87,7 @@ def _check_sample(page, model):
 
 
 def _check_lasso_selects_every_paper_inside(page, model, rows, download_selector):
-    (cx, cy), r = _lasso_square(page)
+    (cx, cy), r = draw_lasso(page, FRAME, 1 / 4)
     page.wait_for_function(f"() => Number(document.querySelector('{EXPLORE}').dataset.selection) > 0", timeout=20_000)
     count = int(page.locator(EXPLORE).get_attribute("data-selection"))
     screen = _screen_positions(page, model.corpus_map.coords_)

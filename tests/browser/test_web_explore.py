@@ -25,18 +25,24 @@ EXPLORE = ".abstractor-explore"
 FRAME = f"{EXPLORE} .abstractor-map-frame"
 
 
-@pytest.fixture(scope="module")
-def url(mapped_artifact, server_logs):
+def serve_web(artifact, server_logs, name: str, **env: str):
+    """``abstractor serve ARTIFACT`` on a free port for a module's tests (``env``: more
+    environment variables); yields its URL."""
     port = free_port()
     cmd = [sys.executable, "-c", "import sys; from abstractor_widgets.cli import main; sys.exit(main())",
-           "serve", str(mapped_artifact), "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
-    server = Server("abstractor-serve-explore", cmd, server_env(mapped_artifact), port,
-                    server_logs / "abstractor-serve-explore.log", ready_path="/api/v1/topics")  # fmt: skip
+           "serve", str(artifact), "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    server = Server(name, cmd, server_env(artifact, **env), port, server_logs / f"{name}.log",
+                    ready_path="/api/v1/topics")  # fmt: skip
     server.start(timeout=90)
     try:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def url(mapped_artifact, server_logs):
+    yield from serve_web(mapped_artifact, server_logs, "abstractor-serve-explore")
 
 
 def _open(chromium, url, color_scheme="light"):
