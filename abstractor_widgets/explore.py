@@ -55,6 +55,8 @@ __all__ = [
     "map_points_cap",
     "records_frame",
     "rows_in_polygon",
+    "select_region",
+    "SelectionTooLarge",
     "to_bibtex",
     "to_csv",
     "topic_label",
@@ -615,6 +617,26 @@ def region_polygon(value: Any) -> np.ndarray:
     if not np.isfinite(polygon).all():
         raise ValueError("a region's coordinates must be finite numbers")
     return polygon
+
+
+class SelectionTooLarge(ValueError):
+    """A region holding more than :data:`MAX_SELECTION` papers."""
+
+
+def select_region(coords: np.ndarray, polygon: Any, mask: np.ndarray | None = None) -> np.ndarray:
+    """What a lasso (or "Select papers in view") selects on the map: the rows of every paper
+    inside ``polygon`` (validated by :func:`region_polygon`) that ``mask`` keeps, drawn or not.
+
+    Raises
+    ------
+    ValueError
+        For an invalid polygon; :class:`SelectionTooLarge` above :data:`MAX_SELECTION` papers.
+    """
+    rows = rows_in_polygon(coords, region_polygon(polygon), mask)
+    if len(rows) > MAX_SELECTION:
+        raise SelectionTooLarge(f"the region holds {len(rows):,} papers; at most {MAX_SELECTION:,} can be selected at "
+                                "once: zoom in or draw a smaller region")
+    return rows
 
 
 def rows_in_polygon(coords: np.ndarray, polygon: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:

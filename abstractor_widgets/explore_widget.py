@@ -35,8 +35,8 @@ import anywidget
 import numpy as np
 import traitlets as t
 
-from .explore import (MAX_SELECTION, Filters, MapSample, records_frame, region_polygon,
-                      rows_in_polygon, to_bibtex, to_csv)
+from .explore import (MAX_SELECTION, Filters, MapSample, SelectionTooLarge, records_frame, select_region,
+                      to_bibtex, to_csv)
 from .widget import AbstractorWidget, _asset, _preview
 
 if TYPE_CHECKING:
@@ -283,11 +283,11 @@ class ExploreWidget(anywidget.AnyWidget):
         ab = self.abstractor
         if ab.corpus_map is None:
             raise ValueError("this model has no corpus map")
-        rows = rows_in_polygon(ab.corpus_map.coords_, region_polygon(polygon), self._mask)
-        if len(rows) > MAX_SELECTION:
+        try:
+            rows = select_region(ab.corpus_map.coords_, polygon, self._mask)
+        except SelectionTooLarge:
             self.select_rows([])
-            raise ValueError(f"The region holds {len(rows):,} papers; at most {MAX_SELECTION:,} can be selected at once. "
-                             "Zoom in or draw a smaller region.")
+            raise
         self.select_rows(rows)
         return len(rows)
 

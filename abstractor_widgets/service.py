@@ -64,8 +64,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
-from .explore import (MAX_REGION_VERTICES, MAX_SELECTION, Filters, MapSample, filtered_analyze, region_polygon,
-                      rows_in_polygon, to_bibtex, to_csv)
+from .explore import (MAX_REGION_VERTICES, MAX_SELECTION, Filters, MapSample, SelectionTooLarge, filtered_analyze,
+                      select_region, to_bibtex, to_csv)
 from .explore_widget import NO_MAP_MESSAGE
 from .text import MAX_TEXT_CHARS, TextTooLongError
 from .widget import N_SIMILAR_MAX, N_SIMILAR_MIN, topic_style
@@ -657,17 +657,11 @@ class _Explorer:
 
     def select(self, polygon: Any, filters: Filters) -> Any:
         """Rows of every paper inside ``polygon`` (map coordinates) that the filters keep,
-        drawn on the map or not. ValueError: an invalid polygon or filter, or more than
-        :data:`~abstractor_widgets.explore.MAX_SELECTION` papers."""
+        drawn on the map or not (:func:`~abstractor_widgets.explore.select_region`): ValueError for
+        an invalid polygon or filter, ``SelectionTooLarge`` above ``MAX_SELECTION`` papers."""
         if not len(self.coords):
             raise LookupError("this model has no corpus map")
-        shape = region_polygon(polygon)
-        mask = self.ab.filter_mask(filters)
-        rows = rows_in_polygon(self.coords, shape, mask)
-        if len(rows) > MAX_SELECTION:
-            raise OverflowError(f"the region holds {len(rows):,} papers; at most {MAX_SELECTION:,} can be selected at once: "
-                                "zoom in or draw a smaller region")
-        return rows
+        return select_region(self.coords, polygon, self.ab.filter_mask(filters))
 
     def here(self, text: str, doc_topics: Sequence[float], paper_id: str | None) -> list[float]:
         """Where the analysed text goes on the map: a corpus paper on its own point, else the
@@ -894,7 +888,7 @@ def create_app(
             rows = await model.call(explorer.select, data.get("polygon"), filters)
         except LookupError as exc:
             raise ApiError(404, str(exc)) from None
-        except OverflowError as exc:
+        except SelectionTooLarge as exc:
             raise ApiError(413, str(exc)[:1].upper() + str(exc)[1:]) from None
         except ValueError as exc:
             raise ApiError(422, f"selection not made: {exc}") from None

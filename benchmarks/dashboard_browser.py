@@ -222,6 +222,15 @@ class Server:
             self._log = None
 
 
+def serving(server: Server, timeout: float = 90.0) -> Iterator[Server]:
+    """Start ``server``, yield it, stop it: ``yield from serving(...)`` in a pytest fixture."""
+    server.start(timeout=timeout)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def voila_server(artifact: str | os.PathLike[str], *, log_dir: Path, theme: str | None = None,
                  preheat: bool | None = None, port: int | None = None, name: str = "voila",
                  extra: Sequence[str] = (), max_kernels: int | None = None, edit_labels: bool = False,

@@ -808,11 +808,12 @@ def test_explorer_samples_a_large_corpus_and_keeps_everything_keyed_by_row(mappe
 
 
 def test_a_region_above_the_selection_limit_is_refused_with_a_message(mapped, monkeypatch):
-    from abstractor_widgets import explore_widget
+    from abstractor_widgets import explore, explore_widget
 
     x = ExploreWidget(mapped.widget(), max_points=50)
     x.select_rows([1, 2])
-    monkeypatch.setattr(explore_widget, "MAX_SELECTION", 30)
+    monkeypatch.setattr(explore, "MAX_SELECTION", 30)  # a region's limit (select_region)
+    monkeypatch.setattr(explore_widget, "MAX_SELECTION", 30)  # a selection's buffer
     x._on_custom_msg(x, {"type": "select_region", "polygon": [[-5, -5], [5, -5], [5, 5], [-5, 5]]}, [])
     assert "240 papers" in x.error and "at most 30" in x.error and x.selection_count == 0
     x.error = ""
@@ -829,7 +830,7 @@ def test_the_web_api_serves_a_sampled_map_and_selects_regions_over_every_paper(m
         warnings.simplefilter("ignore")
         from starlette.testclient import TestClient
 
-    from abstractor_widgets import service
+    from abstractor_widgets import explore, service
 
     monkeypatch.setenv(MAP_POINTS_ENV, "50")
     coords = np.asarray(mapped.corpus_map.coords_)
@@ -858,7 +859,7 @@ def test_the_web_api_serves_a_sampled_map_and_selects_regions_over_every_paper(m
         assert int(r.headers["x-selection-count"]) == len(expected)
         assert client.post("/api/v1/map/select", json={"polygon": [[0, 0], [1, 1]]}).status_code == 422
         assert client.post("/api/v1/map/select", json={"polygon": polygon, "colour": 1}).status_code == 400
-        monkeypatch.setattr(service, "MAX_SELECTION", 10)
+        monkeypatch.setattr(explore, "MAX_SELECTION", 10)  # the limit select_region applies
         r = client.post("/api/v1/map/select", json={"polygon": [[-5, -5], [5, -5], [5, 5], [-5, 5]]})
         assert r.status_code == 413 and "240 papers" in r.json()["error"]["message"]
     monkeypatch.delenv(MAP_POINTS_ENV)

@@ -63,14 +63,6 @@ def server_logs(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("server-logs")
 
 
-def _serve(server):
-    server.start(timeout=90)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(scope="session")
 def artifact(request) -> Path:
     """The model the servers serve: the session's ``shared_artifact`` (K=12, 3,000 real
@@ -87,19 +79,19 @@ def artifact(request) -> Path:
 @pytest.fixture(scope="session")
 def voila_light(artifact, server_logs):
     """Voilà with the repository's config (kernel preheating on), light theme."""
-    yield from _serve(db.voila_server(artifact, log_dir=server_logs, name="voila-light"))
+    yield from db.serving(db.voila_server(artifact, log_dir=server_logs, name="voila-light"))
 
 
 @pytest.fixture(scope="module")
 def voila_dark(artifact, server_logs):
     """Voilà with ``--theme=dark`` (and the repository's config)."""
-    yield from _serve(db.voila_server(artifact, log_dir=server_logs, theme="dark", name="voila-dark"))
+    yield from db.serving(db.voila_server(artifact, log_dir=server_logs, theme="dark", name="voila-dark"))
 
 
 @pytest.fixture(scope="module")
 def voila_cold(artifact, server_logs):
     """Voilà without kernel preheating: every visit starts a kernel and runs the notebook."""
-    yield from _serve(db.voila_server(artifact, log_dir=server_logs, preheat=False, name="voila-cold"))
+    yield from db.serving(db.voila_server(artifact, log_dir=server_logs, preheat=False, name="voila-cold"))
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +106,7 @@ def jupyter_lab(artifact, server_logs, tmp_path_factory):
         shutil.copy(db.NOTEBOOK, root / name)
     server = db.jupyter_server(root, artifact, log_dir=server_logs, name="jupyter-lab")
     server.root = root
-    yield from _serve(server)
+    yield from db.serving(server)
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from abstractor_widgets.explore import MAP_POINTS_ENV, MapSample
 from benchmarks.dashboard_browser import (
     open_dashboard,
     server_env,
+    serving,
     set_text,
     voila_server,
 )
@@ -36,13 +37,8 @@ FRAME = f"{EXPLORE} .abstractor-map-frame"
 
 @pytest.fixture(scope="module")
 def voila(mapped_artifact, server_logs):
-    srv = voila_server(mapped_artifact, log_dir=server_logs, name="voila-sampled",
-                       env=server_env(mapped_artifact, **{MAP_POINTS_ENV: str(CAP)}))
-    srv.start(timeout=90)
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    yield from serving(voila_server(mapped_artifact, log_dir=server_logs, name="voila-sampled",
+                                    env=server_env(mapped_artifact, **{MAP_POINTS_ENV: str(CAP)})))
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import sys
 from urllib.parse import urlsplit
 
 import pytest
-from benchmarks.dashboard_browser import Server, free_port, server_env, set_text
+from benchmarks.dashboard_browser import Server, free_port, server_env, serving, set_text
 from test_explore_map import TEXT, _hover_until, _point, _visible_row
 from test_web_dashboard import WebPage, background, luminance
 
@@ -33,11 +33,8 @@ def serve_web(artifact, server_logs, name: str, **env: str):
            "serve", str(artifact), "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
     server = Server(name, cmd, server_env(artifact, **env), port, server_logs / f"{name}.log",
                     ready_path="/api/v1/topics")  # fmt: skip
-    server.start(timeout=90)
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    for running in serving(server):
+        yield running.url
 
 
 @pytest.fixture(scope="module")
