@@ -55,28 +55,6 @@ import numpy as np
 
 from .fileio import ListedFiles
 
-
-def sorted_unique(keys: np.ndarray) -> np.ndarray:
-    """The sorted distinct values of an integer array, by a sort: numpy 2's hash-based
-    ``np.unique`` is 5-30x slower on millions of keys."""
-    keys = np.sort(keys)
-    if not len(keys):
-        return keys
-    keep = np.empty(len(keys), dtype=bool)
-    keep[0] = True
-    np.not_equal(keys[1:], keys[:-1], out=keep[1:])
-    return keys[keep]
-
-
-def row_array(rows: Iterable[int] | np.ndarray) -> np.ndarray:
-    """``rows`` as a flat int64 array: an array without a Python loop (a filter may exclude
-    millions of rows), any other iterable of integers element by element."""
-    if isinstance(rows, np.ndarray):
-        return rows.astype(np.int64, copy=False).ravel()
-    if isinstance(rows, (list, tuple, range)):
-        return np.asarray(rows, dtype=np.int64).ravel() if len(rows) else np.zeros(0, dtype=np.int64)
-    return np.fromiter((int(r) for r in rows), dtype=np.int64)
-
 logger = logging.getLogger(__name__)
 
 METRICS = ("hellinger", "cosine")
@@ -132,6 +110,28 @@ def hnswlib_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def sorted_unique(keys: np.ndarray) -> np.ndarray:
+    """The sorted distinct values of an integer array, by a sort: numpy 2's hash-based
+    ``np.unique`` is 5-30x slower on millions of keys."""
+    keys = np.sort(keys)
+    if not len(keys):
+        return keys
+    keep = np.empty(len(keys), dtype=bool)
+    keep[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=keep[1:])
+    return keys[keep]
+
+
+def row_array(rows: Iterable[int] | np.ndarray) -> np.ndarray:
+    """``rows`` as a flat int64 array: an array without a Python loop (a filter may exclude
+    millions of rows), any other iterable of integers element by element."""
+    if isinstance(rows, np.ndarray):
+        return rows.astype(np.int64, copy=False).ravel()
+    if isinstance(rows, (list, tuple, range)):
+        return np.asarray(rows, dtype=np.int64).ravel() if len(rows) else np.zeros(0, dtype=np.int64)
+    return np.fromiter((int(r) for r in rows), dtype=np.int64)
 
 
 class SimilarityIndex:

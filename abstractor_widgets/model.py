@@ -648,7 +648,8 @@ def estep(lda: Any, indptr: np.ndarray, indices: np.ndarray, counts: np.ndarray,
         Unnormalised variational parameters (divide by the row sums for mixtures).
     sstats : numpy.ndarray (K, V) float32 or None
     """
-    kernel = _estep_kernel()
+    from ._compiled import estep_kernel as kernel  # numba: imported, and compiled or loaded from its cache, on first use
+
     k = int(lda.num_topics)
     indptr = np.ascontiguousarray(indptr, dtype=np.int64)
     n = len(indptr) - 1
@@ -672,12 +673,6 @@ def _beta_t(lda: Any) -> np.ndarray:
         cached = (beta, np.ascontiguousarray(np.asarray(beta, dtype=np.float32).T))
         lda._abstractor_beta_t = cached
     return cached[1]
-
-
-def _estep_kernel() -> Any:
-    from ._compiled import estep_kernel  # numba, imported and compiled (or loaded from its cache) on first use
-
-    return estep_kernel
 
 
 class ArrayBow(tuple):
